@@ -1,0 +1,53 @@
+"""The command line: `python -m explorer COMMAND ...` (see the README for every command).
+
+`--json` prints one JSON document on stdout; messages go to stderr. A person's mistake (an unknown
+model, a bad size or file) prints one line on stderr and exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from explorer.zoo import ExplorerError
+
+USAGE_ERROR = 2
+
+
+def _summary(args: argparse.Namespace) -> None:
+    from explorer.analysis import summarize
+    from explorer.report import format_table, paper_comparison
+
+    summary = summarize(args.model, args.input_size)
+    if args.json:
+        print(json.dumps(summary.to_json()))
+        return
+    print(f"{summary.label} ({summary.model}) at {summary.input_size}x{summary.input_size}")
+    print(format_table(summary))
+    print(paper_comparison(summary))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    summary = commands.add_parser("summary", help="per-stage shapes, parameters and GFLOPs of a model")
+    summary.add_argument("model", help="a timm name (convnext_tiny, resnet50, ...) or roadmap:STEP")
+    summary.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    summary.add_argument("--json", action="store_true", help="print one JSON document")
+    summary.set_defaults(run=_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ExplorerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Model -> per-stage rows: output shape, blocks, parameters, GFLOPs and activation memory.
+
+Everything runs on the meta device: shapes and operation counts only, no weights allocated, so even
+ConvNeXt-XL at 384 (350M parameters) is summarized in well under a second.
+
+GFLOPs follow the paper's convention: multiply-accumulates of convolutions, linear layers and
+matmuls, in billions. `torch.utils.flop_counter.FlopCounterMode` counts exactly those operations at
+two FLOPs per multiply-accumulate, so paper GFLOPs = counted FLOPs / 2e9.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from explorer.zoo import ModelSpec, StageLayout, build_model, get_spec
+
+FP32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One row of an architecture summary."""
+
+    name: str  # "stem", "stage 1" .. "stage 4", "head"
+    output_shape: tuple[int, ...]  # (N, C, H, W) for the stem and stages, (N, classes) for the head
+    blocks: int  # blocks in a stage; 0 for the stem and head
+    params: int
+    gflops: float  # paper convention: multiply-accumulates / 1e9
+    activation_bytes: int  # size of this row's output at fp32, batch 1
+
+
+@dataclass(frozen=True)
+class Summary:
+    model: str
+    label: str
+    input_size: int
+    params: int
+    gflops: float
+    stages: tuple[StageRow, ...]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def paper_gflops(flops: int) -> float:
+    """FlopCounterMode counts 2 FLOPs per multiply-accumulate; the paper counts the MACs."""
+    return flops / 2e9
+
+
+def count_gflops(model: nn.Module, input_size: int) -> float:
+    """Total GFLOPs (paper convention) of one forward pass at batch 1, on `model`'s device."""
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(1, 3, input_size, input_size, device=device))
+    return paper_gflops(counter.get_total_flops())
+
+
+def _params_under(model: nn.Module, prefixes: tuple[str, ...]) -> int:
+    return sum(p.numel() for name, p in model.named_parameters()
+               if any(name == pre or name.startswith(pre + ".") for pre in prefixes))
+
+
+def _row_modules(layout: StageLayout) -> list[tuple[str, tuple[str, ...]]]:
+    """(row name, module names) for the stem, each stage and the head, in forward order."""
+    rows = [("stem", layout.stem)]
+    rows += [(f"stage {i + 1}", (stage,)) for i, stage in enumerate(layout.stages)]
+    return rows + [("head", layout.head)]
+
+
+def _as_nchw(shape: tuple[int, ...], layout: StageLayout) -> tuple[int, ...]:
+    if layout.channels_last and len(shape) == 4:
+        n, h, w, c = shape
+        return (n, c, h, w)
+    return shape
+
+
+def summarize_model(model: nn.Module, spec: ModelSpec, input_size: int) -> Summary:
+    """Per-stage rows of an already built model (any device; meta is fastest)."""
+    layout = spec.layout
+    modules = dict(model.named_modules())
+    rows = _row_modules(layout)
+    counter = FlopCounterMode(display=False)
+    ends: dict[str, tuple[tuple[int, ...], int]] = {}  # row -> (output shape, FLOPs counted so far)
+
+    def record(row: str):
+        def hook(_module, _inputs, output):
+            ends[row] = (tuple(output.shape), counter.get_total_flops())
+        return hook
+
+    # A row ends where its last module returns; the head ends with the model's output.
+    handles = [modules[names[-1]].register_forward_hook(record(row)) for row, names in rows[:-1]]
+    try:
+        device = next(model.parameters()).device
+        with counter, torch.no_grad():
+            logits = model(torch.empty(1, 3, input_size, input_size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    ends["head"] = (tuple(logits.shape), counter.get_total_flops())
+
+    stage_rows, flops_before = [], 0
+    for row, names in rows:
+        shape, flops_after = ends[row]
+        shape = _as_nchw(shape, layout)
+        blocks = 0
+        if row.startswith("stage"):
+            stage = modules[names[0]]
+            blocks = len(getattr(stage, layout.blocks) if layout.blocks else stage)
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        stage_rows.append(StageRow(
+            name=row,
+            output_shape=shape,
+            blocks=blocks,
+            params=_params_under(model, names),
+            gflops=paper_gflops(flops_after - flops_before),
+            activation_bytes=numel * FP32_BYTES,
+        ))
+        flops_before = flops_after
+
+    return Summary(
+        model=spec.name,
+        label=spec.label,
+        input_size=input_size,
+        params=sum(p.numel() for p in model.parameters()),
+        gflops=paper_gflops(flops_before),
+        stages=tuple(stage_rows),
+    )
+
+
+@lru_cache(maxsize=256)  # a Summary is a few hundred bytes; building on meta costs up to ~0.5 s
+def summarize(name: str, input_size: int | None = None) -> Summary:
+    """Build `name` on the meta device and summarize it."""
+    spec = get_spec(name)
+    size = input_size or spec.input_size
+    return summarize_model(build_model(name, size, device="meta"), spec, size)

@@ -1,0 +1,46 @@
+"""Summaries as text a person reads: table rows and the counted-versus-paper line.
+
+Shared by the command line and the app, so both print the same figures the same way.
+"""
+from __future__ import annotations
+
+from explorer.analysis import Summary
+from explorer.paper import figure_for
+from explorer.zoo import get_spec
+
+HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return " x ".join(str(d) for d in shape)
+
+
+def table_rows(summary: Summary) -> list[list]:
+    """One list per stem/stage/head row plus a total, in HEADERS order."""
+    rows = [
+        [row.name, _shape(row.output_shape), row.blocks or "", round(row.params / 1e6, 3),
+         round(row.gflops, 3), round(row.activation_bytes / 2**20, 2)]
+        for row in summary.stages
+    ]
+    rows.append(["total", "", sum(r.blocks for r in summary.stages),
+                 round(summary.params / 1e6, 3), round(summary.gflops, 3), ""])
+    return rows
+
+
+def paper_comparison(summary: Summary) -> str:
+    """Counted figures beside the paper's, with the reason where they disagree."""
+    counted = f"Counted: {summary.params / 1e6:.3f} M parameters, {summary.gflops:.2f} GFLOPs"
+    figure = figure_for(get_spec(summary.model), summary.input_size)
+    if figure is None:
+        return f"{counted}. The paper prints no figure for this model at {summary.input_size}x{summary.input_size}."
+    paper = f"{figure.gflops:.1f}" if figure.gflops_alt is None else f"{figure.gflops:.1f} / {figure.gflops_alt:.1f}"
+    text = f"{counted}. Paper ({figure.paper_name} at {figure.input_size}): {paper} GFLOPs."
+    return f"{text} {figure.note}" if figure.note else text
+
+
+def format_table(summary: Summary) -> str:
+    """A plain-text table for the terminal."""
+    widths = [8, 24, 7, 11, 9, 17]
+    lines = ["".join(str(h).ljust(w) for h, w in zip(HEADERS, widths))]
+    lines += ["".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in table_rows(summary)]
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""The model registry: every name the app knows, and one builder that turns a name into a model.
+
+Variants are data. A `ModelSpec` says which timm architecture to build, with which head, at which
+default input size, and where its stem, stages and head live in the module tree (`StageLayout`),
+so that `explorer.analysis` can summarize any of them the same way.
+
+Names are timm names. Where one timm architecture comes with several heads or input sizes, the
+registry key carries timm's pretrained tag (`convnext_tiny.fb_in22k` has the 21841-class head,
+`convnext_tiny.fb_in22k_ft_in1k_384` is fine-tuned at 384), so the same key later selects the
+paper's weights.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+IN1K_CLASSES = 1000
+IN22K_CLASSES = 21841
+
+
+MIN_INPUT, MAX_INPUT, INPUT_STEP = 32, 2048, 32  # five halvings of resolution need a multiple of 32
+
+
+class ExplorerError(ValueError):
+    """A mistake a person can make (a wrong name, size or file); its message says what to do."""
+
+
+class UnknownModelError(ExplorerError):
+    """A model name the registry does not know; the message suggests the closest known names."""
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """Where the parts of a network live, by module name, for per-stage summaries."""
+
+    stem: tuple[str, ...]  # modules from the image to the first stage
+    stages: tuple[str, ...]  # one module per stage, in order
+    blocks: str  # attribute of a stage that holds its blocks ("" when the stage itself is the list)
+    head: tuple[str, ...]  # modules from the last stage to the logits
+    channels_last: bool = False  # stage outputs are (N, H, W, C), as in Swin
+
+
+CONVNEXT_LAYOUT = StageLayout(
+    stem=("stem",),
+    stages=tuple(f"stages.{i}" for i in range(4)),
+    blocks="blocks",
+    head=("norm_pre", "head"),
+)
+SWIN_LAYOUT = StageLayout(
+    stem=("patch_embed",),
+    stages=tuple(f"layers.{i}" for i in range(4)),
+    blocks="blocks",
+    head=("norm", "head"),
+    channels_last=True,
+)
+RESNET_LAYOUT = StageLayout(
+    stem=("conv1", "bn1", "act1", "maxpool"),
+    stages=("layer1", "layer2", "layer3", "layer4"),
+    blocks="",
+    head=("global_pool", "fc"),
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the registry."""
+
+    name: str  # registry key and command-line name
+    family: str  # group in the model picker: ConvNeXt, Swin, ResNet, ResNeXt, ...
+    label: str  # what a person reads, e.g. "ConvNeXt-T (IN-22K head)"
+    arch: str  # timm architecture to build
+    layout: StageLayout
+    input_size: int = 224  # default square input side
+    num_classes: int = IN1K_CLASSES
+    fixed_input: bool = False  # the architecture depends on the input size (Swin's windows)
+    build: Callable[["ModelSpec", int], nn.Module] | None = field(default=None, compare=False)
+    # ^ custom builder (spec, input_size) -> model; None means timm.create_model(arch)
+
+
+def _timm_model(spec: ModelSpec, input_size: int) -> nn.Module:
+    import timm  # imported here: importing timm costs a second, and nothing runs at import time
+
+    kwargs: dict = {"num_classes": spec.num_classes}
+    if spec.fixed_input:
+        kwargs["img_size"] = input_size
+    return timm.create_model(spec.arch, pretrained=False, **kwargs)
+
+
+_CONVNEXT_SIZES = {  # timm arch -> paper's short name
+    "convnext_tiny": "T",
+    "convnext_small": "S",
+    "convnext_base": "B",
+    "convnext_large": "L",
+    "convnext_xlarge": "XL",
+}
+_SWIN = {  # timm name -> (paper's name, input size)
+    "swin_tiny_patch4_window7_224": ("Swin-T", 224),
+    "swin_small_patch4_window7_224": ("Swin-S", 224),
+    "swin_base_patch4_window7_224": ("Swin-B", 224),
+    "swin_large_patch4_window7_224": ("Swin-L", 224),
+    "swin_base_patch4_window12_384": ("Swin-B", 384),
+    "swin_large_patch4_window12_384": ("Swin-L", 384),
+}
+_RESNETS = {
+    "resnet18": ("ResNet", "ResNet-18"),
+    "resnet34": ("ResNet", "ResNet-34"),
+    "resnet50": ("ResNet", "ResNet-50"),
+    "resnet101": ("ResNet", "ResNet-101"),
+    "resnet152": ("ResNet", "ResNet-152"),
+    "resnext50_32x4d": ("ResNeXt", "ResNeXt-50 32x4d"),
+    "resnext101_32x4d": ("ResNeXt", "ResNeXt-101 32x4d (X101-32)"),
+    "resnext101_64x4d": ("ResNeXt", "ResNeXt-101 64x4d (X101-64)"),
+}
+
+
+def _convnext_specs() -> list[ModelSpec]:
+    specs = []
+    for arch, size in _CONVNEXT_SIZES.items():
+        name = f"ConvNeXt-{size}"
+        specs += [
+            ModelSpec(arch, "ConvNeXt", f"{name} (IN-1K head)", arch, CONVNEXT_LAYOUT),
+            ModelSpec(f"{arch}.fb_in22k", "ConvNeXt", f"{name} (IN-22K head)", arch,
+                      CONVNEXT_LAYOUT, num_classes=IN22K_CLASSES),
+            ModelSpec(f"{arch}.fb_in22k_ft_in1k_384", "ConvNeXt", f"{name} @384 (IN-1K head)", arch,
+                      CONVNEXT_LAYOUT, input_size=384),
+        ]
+    return specs
+
+
+def _build_registry() -> dict[str, ModelSpec]:
+    specs = _convnext_specs()
+    specs += [
+        ModelSpec(arch, "Swin", label if size == 224 else f"{label} @{size}", arch, SWIN_LAYOUT,
+                  input_size=size, fixed_input=True)
+        for arch, (label, size) in _SWIN.items()
+    ]
+    specs += [ModelSpec(arch, family, label, arch, RESNET_LAYOUT)
+              for arch, (family, label) in _RESNETS.items()]
+    return {spec.name: spec for spec in specs}
+
+
+REGISTRY: dict[str, ModelSpec] = _build_registry()
+
+# Names with a prefix ("roadmap:STEP") are resolved by the module that owns them, so that the
+# registry above stays the plain list of library models. The roadmap registers itself here.
+_PREFIX_MODULES: tuple[str, ...] = ()  # modules that register prefixes; imported on first use
+_PREFIX_RESOLVERS: dict[str, Callable[[str], ModelSpec]] = {}
+_PREFIX_NAMES: dict[str, Callable[[], list[str]]] = {}
+
+
+def _load_prefixed() -> None:
+    for module in _PREFIX_MODULES:
+        importlib.import_module(module)
+
+
+def register_prefix(prefix: str, resolve: Callable[[str], ModelSpec], names: Callable[[], list[str]]) -> None:
+    """Let `get_spec("PREFIX:rest")` ask `resolve("rest")`; `names()` lists the full names it knows."""
+    _PREFIX_RESOLVERS[prefix] = resolve
+    _PREFIX_NAMES[prefix] = names
+
+
+def model_names() -> list[str]:
+    """Every name the registry knows, prefixed names included."""
+    _load_prefixed()
+    return list(REGISTRY) + [name for names in _PREFIX_NAMES.values() for name in names()]
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec for a name, or UnknownModelError with the closest known names."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    prefix, sep, rest = name.partition(":")
+    _load_prefixed()
+    if sep and prefix in _PREFIX_RESOLVERS:
+        return _PREFIX_RESOLVERS[prefix](rest)
+    close = difflib.get_close_matches(name, model_names(), n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"Unknown model '{name}'.{hint}")
+
+
+def check_input_size(size: int) -> int:
+    if not (MIN_INPUT <= size <= MAX_INPUT and size % INPUT_STEP == 0):
+        raise ExplorerError(
+            f"Input size {size} is not supported: use a multiple of {INPUT_STEP} between "
+            f"{MIN_INPUT} and {MAX_INPUT} (the paper uses 224 and 384)."
+        )
+    return size
+
+
+def build_model(name: str, input_size: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Build a model with random weights, in eval mode, on `device` ("meta" allocates nothing)."""
+    spec = get_spec(name)
+    size = check_input_size(input_size or spec.input_size)
+    with torch.device(device):
+        model = (spec.build or _timm_model)(spec, size)
+    return model.eval()
+
+
+def specs_by_family() -> dict[str, list[ModelSpec]]:
+    """Every spec grouped by family, in registry order (for the model pickers)."""
+    groups: dict[str, list[ModelSpec]] = {}
+    for name in model_names():
+        spec = get_spec(name)
+        groups.setdefault(spec.family, []).append(spec)
+    return groups
