@@ -9,6 +9,7 @@ import argparse
 import gradio as gr
 
 from explorer.ui.architecture import build_architecture_tab
+from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
 HEADER = """# ConvNeXt Explorer
@@ -19,6 +20,7 @@ with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(HEADER)
     with gr.Tabs():
         build_architecture_tab(demo)
+        build_roadmap_tab(demo)
 
 
 def main() -> None:

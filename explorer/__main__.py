@@ -27,6 +27,17 @@ def _summary(args: argparse.Namespace) -> None:
     print(paper_comparison(summary))
 
 
+def _roadmap(args: argparse.Namespace) -> None:
+    from explorer.report import format_roadmap
+    from explorer.roadmap import roadmap_table, steps
+
+    rows = roadmap_table(args.regime)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(format_roadmap(rows, steps(args.regime)))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
     summary.add_argument("--json", action="store_true", help="print one JSON document")
     summary.set_defaults(run=_summary)
+
+    roadmap = commands.add_parser("roadmap", help="every step from ResNet to ConvNeXt, counted and as printed")
+    roadmap.add_argument("--regime", choices=["resnet50", "resnet200"], default="resnet50",
+                         help="ResNet-50 -> ConvNeXt-T (Fig. 2) or ResNet-200 -> ConvNeXt-B (appendix)")
+    roadmap.add_argument("--json", action="store_true", help="print one JSON document")
+    roadmap.set_defaults(run=_roadmap)
+
     return parser
 
 

@@ -139,3 +139,86 @@ def summarize(name: str, input_size: int | None = None) -> Summary:
     spec = get_spec(name)
     size = input_size or spec.input_size
     return summarize_model(build_model(name, size, device="meta"), spec, size)
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer inside a block, in the order the forward pass runs it."""
+
+    name: str  # path inside the block, e.g. "dwconv" or "mlp.fc1"
+    kind: str  # "conv", "linear", "norm", "act", "attention" or "other"
+    detail: str  # e.g. "7x7 depthwise, 96 -> 96"
+    output_shape: tuple[int, ...]
+    params: int
+
+
+_SKIPPED = ("Identity", "DropPath", "Dropout")
+
+
+def _kind(module: nn.Module) -> str:
+    kind = type(module).__name__
+    if isinstance(module, nn.Conv2d):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if "Norm" in kind:
+        return "norm"
+    if kind in ("ReLU", "GELU", "SiLU", "Softmax"):
+        return "act"
+    return "attention" if "Attention" in kind else "other"
+
+
+def _detail(module: nn.Module) -> str:
+    if isinstance(module, nn.Conv2d):
+        k, groups = module.kernel_size[0], module.groups
+        grouping = " depthwise" if groups == module.in_channels > 1 else (f" groups {groups}" if groups > 1 else "")
+        stride = f", stride {module.stride[0]}" if module.stride[0] > 1 else ""
+        return f"{k}x{k}{grouping}, {module.in_channels} -> {module.out_channels}{stride}"
+    if isinstance(module, nn.Linear):
+        return f"{module.in_features} -> {module.out_features}"
+    return type(module).__name__
+
+
+def default_block(model: nn.Module, layout: StageLayout) -> str:
+    """The module name of a typical block: the second of stage 1 (no downsampling in it)."""
+    stage = model.get_submodule(layout.stages[0])
+    blocks = getattr(stage, layout.blocks) if layout.blocks else stage
+    container = f"{layout.stages[0]}.{layout.blocks}" if layout.blocks else layout.stages[0]
+    return f"{container}.{min(1, len(blocks) - 1)}"
+
+
+def _layers(root: nn.Module):
+    """Leaf modules in forward-definition order, with attention modules kept whole (their matmuls
+    are not modules)."""
+    attention: list[str] = []
+    for name, module in root.named_modules():  # parents come before their children
+        if not name or type(module).__name__ in _SKIPPED or any(name.startswith(a + ".") for a in attention):
+            continue
+        if _kind(module) == "attention":
+            attention.append(name)
+            yield name, module
+        elif not list(module.children()):
+            yield name, module
+
+
+def trace_block(model: nn.Module, block: str, input_size: int) -> list[LayerRow]:
+    """The layers of one block with their output shapes, from a forward pass on the model's device."""
+    root = model.get_submodule(block)
+    rows: list[LayerRow] = []
+
+    def record(name: str):
+        def hook(module, _inputs, output):
+            out = output[0] if isinstance(output, tuple) else output
+            rows.append(LayerRow(name, _kind(module), _detail(module), tuple(out.shape),
+                                 sum(p.numel() for p in module.parameters())))
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in _layers(root)]
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.empty(1, 3, input_size, input_size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rows

@@ -52,9 +52,13 @@ def model_figures() -> tuple[PaperFigure, ...]:
 def figure_for(spec: ModelSpec, input_size: int) -> PaperFigure | None:
     """The paper's figure for this model and input size, if the paper prints one.
 
-    The paper's figures are for ImageNet-1K heads; a 22K head adds parameters and FLOPs the paper
+    Roadmap steps carry their figure in their spec. The tables' figures are for ImageNet-1K heads; a 22K head adds parameters and FLOPs the paper
     does not list, so those variants get none.
     """
+    if spec.paper_gflops is not None:  # a roadmap step: the figure is part of its spec
+        if input_size != spec.input_size:
+            return None
+        return PaperFigure(spec.arch, spec.label, input_size, spec.paper_gflops, None, spec.paper_note)
     if spec.num_classes != IN1K_CLASSES:
         return None
     for figure in model_figures():

@@ -67,3 +67,60 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
                       yaxis=dict(type="log", tickvals=[2, 4, 8, 15, 30, 60, 100, 180]),
                       margin=dict(t=50, b=10))
     return fig
+
+
+KIND_COLORS = {"conv": "#aec7e8", "linear": "#ffbb78", "norm": "#98df8a", "act": "#ff9896",
+               "attention": "#c5b0d5", "other": "#dddddd"}
+
+
+def block_diagram(layers: list, title: str) -> go.Figure:
+    """One block drawn top to bottom: a box per layer with its output shape, the residual on the side."""
+    fig = go.Figure()
+    for i, layer in enumerate(layers):
+        y = -i
+        fig.add_shape(type="rect", x0=0, x1=1, y0=y - 0.38, y1=y + 0.38, line=dict(color="#555", width=1),
+                      fillcolor=KIND_COLORS[layer.kind])
+        fig.add_annotation(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False)
+        shape = " x ".join(str(d) for d in layer.output_shape)
+        fig.add_annotation(x=1.05, y=y, text=shape, showarrow=False, xanchor="left", font=dict(color="#444"))
+        if i:
+            fig.add_annotation(x=0.5, y=y + 0.38, ax=0.5, ay=y + 0.62, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, text="")
+    bottom = -len(layers) + 1
+    fig.add_shape(type="path", path=f"M -0.02 0.38 C -0.25 0.38, -0.25 {bottom - 0.38}, -0.02 {bottom - 0.38}",
+                  line=dict(color="#888", dash="dot"))
+    fig.add_annotation(x=-0.2, y=bottom / 2, text="residual", textangle=-90, showarrow=False,
+                       font=dict(color="#888"))
+    fig.update_layout(template=TEMPLATE, title=title, height=90 + 46 * len(layers), showlegend=False,
+                      xaxis=dict(visible=False, range=[-0.3, 1.6]), yaxis=dict(visible=False, range=[bottom - 0.7, 0.7]),
+                      margin=dict(t=40, b=0, l=0, r=0))
+    return fig
+
+
+def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
+    """The paper's Figure 2 made live: top-1 and GFLOPs per step, the current step marked, and the
+    reference Transformer's top-1 as the line to beat."""
+    from plotly.subplots import make_subplots
+
+    titles = [row["title"] for row in rows]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.55, 0.45])
+    fig.add_scatter(x=titles, y=[row["paper_top1"] for row in rows], mode="lines+markers", name="top-1 (paper)",
+                    line=dict(color=FAMILY_COLORS["ConvNeXt"]), row=1, col=1,
+                    hovertemplate="%{x}: %{y:.2f}% top-1<extra></extra>")
+    fig.add_hline(y=reference["paper_top1"], line=dict(color=FAMILY_COLORS["Swin"], dash="dash"), row=1, col=1,
+                  annotation_text=f"{reference['title']}: {reference['paper_top1']:.2f}%",
+                  annotation_position="top left")
+    fig.add_bar(x=titles, y=[row["gflops"] for row in rows], name="GFLOPs (counted)", row=2, col=1,
+                marker_color=["#d62728" if row["id"] == current else "#9ecae1" for row in rows],
+                hovertemplate="%{x}: %{y:.3f} GFLOPs counted<extra></extra>")
+    fig.add_scatter(x=titles, y=[row["paper_gflops"] for row in rows], mode="markers", name="GFLOPs (paper)",
+                    marker=dict(symbol="line-ew-open", size=22, line=dict(width=3, color="#333")), row=2, col=1,
+                    hovertemplate="%{x}: %{y:.2f} GFLOPs in the paper<extra></extra>")
+    position = titles[[row["id"] for row in rows].index(current)] if current in [r["id"] for r in rows] else None
+    if position is not None:
+        fig.add_vline(x=position, line=dict(color="#d62728", width=1))
+    fig.update_yaxes(title_text="ImageNet-1K top-1 (%)", row=1, col=1)
+    fig.update_yaxes(title_text="GFLOPs", row=2, col=1)
+    fig.update_layout(template=TEMPLATE, height=560, title="Figure 2, live: each step's accuracy and cost",
+                      legend=dict(orientation="h", y=1.08), margin=dict(t=80, b=10))
+    return fig

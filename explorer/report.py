@@ -29,11 +29,12 @@ def table_rows(summary: Summary) -> list[list]:
 
 def paper_comparison(summary: Summary) -> str:
     """Counted figures beside the paper's, with the reason where they disagree."""
-    counted = f"Counted: {summary.params / 1e6:.3f} M parameters, {summary.gflops:.2f} GFLOPs"
+    counted = f"Counted: {summary.params / 1e6:.3f} M parameters, {summary.gflops:.3f} GFLOPs"
     figure = figure_for(get_spec(summary.model), summary.input_size)
     if figure is None:
         return f"{counted}. The paper prints no figure for this model at {summary.input_size}x{summary.input_size}."
-    paper = f"{figure.gflops:.1f}" if figure.gflops_alt is None else f"{figure.gflops:.1f} / {figure.gflops_alt:.1f}"
+    # str() keeps the precision the paper printed: 4.46, 45.1, 179.0
+    paper = str(figure.gflops) if figure.gflops_alt is None else f"{figure.gflops} / {figure.gflops_alt}"
     text = f"{counted}. Paper ({figure.paper_name} at {figure.input_size}): {paper} GFLOPs."
     return f"{text} {figure.note}" if figure.note else text
 
@@ -44,3 +45,29 @@ def format_table(summary: Summary) -> str:
     lines = ["".join(str(h).ljust(w) for h, w in zip(HEADERS, widths))]
     lines += ["".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in table_rows(summary)]
     return "\n".join(lines)
+
+
+def format_roadmap(rows: list[dict], steps) -> str:
+    """The roadmap as a terminal table, with the paper's notes where its figures differ from the count."""
+    widths = [13, 38, 20, 11, 9, 8, 8]
+    header = ["id", "title", "section", "params (M)", "GFLOPs", "paper", "top-1"]
+    lines = ["".join(h.ljust(w) for h, w in zip(header, widths))]
+    for row in rows:
+        cells = [row["id"], row["title"], row["section"], f"{row['params'] / 1e6:.3f}",
+                 f"{row['gflops']:.3f}", row["paper_gflops"] or "-", row["paper_top1"] or "-"]
+        lines.append("".join(str(c).ljust(w) for c, w in zip(cells, widths)))
+    lines += [f"\n{step.id}: {step.note}" for step in steps if step.note]
+    return "\n".join(lines)
+
+
+def html_table(summary: Summary, previous: Summary | None = None) -> str:
+    """The per-stage table as HTML; cells that differ from `previous` are highlighted."""
+    rows = table_rows(summary)
+    before = table_rows(previous) if previous else rows
+    head = "".join(f"<th>{h}</th>" for h in HEADERS)
+    body = "".join(
+        "<tr>" + "".join(f"<td><mark>{c}</mark></td>" if c != b else f"<td>{c}</td>" for c, b in zip(row, old))
+        + "</tr>"
+        for row, old in zip(rows, before)
+    )
+    return f'<table class="stage-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

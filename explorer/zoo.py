@@ -78,6 +78,8 @@ class ModelSpec:
     input_size: int = 224  # default square input side
     num_classes: int = IN1K_CLASSES
     fixed_input: bool = False  # the architecture depends on the input size (Swin's windows)
+    paper_gflops: float | None = None  # the paper's figure at input_size, for models outside its tables
+    paper_note: str = ""  # why that figure differs from the count, where it does
     build: Callable[["ModelSpec", int], nn.Module] | None = field(default=None, compare=False)
     # ^ custom builder (spec, input_size) -> model; None means timm.create_model(arch)
 
@@ -148,7 +150,7 @@ REGISTRY: dict[str, ModelSpec] = _build_registry()
 
 # Names with a prefix ("roadmap:STEP") are resolved by the module that owns them, so that the
 # registry above stays the plain list of library models. The roadmap registers itself here.
-_PREFIX_MODULES: tuple[str, ...] = ()  # modules that register prefixes; imported on first use
+_PREFIX_MODULES = ("explorer.roadmap",)  # modules that register prefixes; imported on first use
 _PREFIX_RESOLVERS: dict[str, Callable[[str], ModelSpec]] = {}
 _PREFIX_NAMES: dict[str, Callable[[], list[str]]] = {}
 

@@ -46,3 +46,49 @@ def test_bad_input_size_is_one_line_and_exit_2():
     result = run_cli("summary", "convnext_tiny", "--input-size", "100")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "multiple of 32" in result.stderr
+
+
+# PAPER-FACTS "counted" column of the roadmap, ResNet-50 regime
+ROADMAP_COUNTED = {
+    "resnet50": 4.089, "recipe": 4.089, "stage_ratio": 4.526, "patchify": 4.418, "depthwise": 2.350,
+    "width": 5.268, "inverted": 4.644, "move_dw": 4.065, "kernel5": 4.097, "kernel7": 4.146, "kernel9": 4.210,
+    "kernel11": 4.291, "gelu": 4.146, "fewer_act": 4.146, "fewer_norm": 4.146, "ln": 4.146, "convnext_t": 4.456,
+    "swin_t": 4.491,
+}
+
+
+def test_roadmap_json_reproduces_the_counted_column():
+    result = run_cli("roadmap", "--json")
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)
+    assert [e["id"] for e in entries] == list(ROADMAP_COUNTED)
+    for entry in entries:
+        assert set(entry) == {"id", "title", "section", "params", "gflops", "paper_gflops", "paper_top1"}
+        assert abs(entry["gflops"] - ROADMAP_COUNTED[entry["id"]]) <= 0.005, entry
+    paper = {e["id"]: e["paper_gflops"] for e in entries}
+    assert paper["ln"] == 4.46 and paper["convnext_t"] == 4.49 and paper["resnet50"] == 4.09
+
+
+def test_roadmap_table_for_a_person_explains_the_two_odd_rows():
+    result = run_cli("roadmap", "--regime", "resnet200")
+    assert result.returncode == 0, result.stderr
+    assert "ResNet-200" in result.stdout and "ConvNeXt-B" in result.stdout
+
+
+def test_summary_of_a_roadmap_step():
+    result = run_cli("summary", "roadmap:kernel7", "--json")
+    assert result.returncode == 0, result.stderr
+    assert abs(json.loads(result.stdout)["gflops"] - 4.146) <= 0.005
+
+
+def test_unknown_roadmap_step_suggests_a_step():
+    result = run_cli("summary", "roadmap:kernel8")
+    assert result.returncode == 2 and "kernel" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_summary_of_the_ln_step_shows_the_papers_figure_and_why_it_differs():
+    result = run_cli("summary", "roadmap:ln")
+    assert result.returncode == 0, result.stderr
+    assert "4.146 GFLOPs" in result.stdout and "4.46 GFLOPs" in result.stdout
+    assert "slip" in result.stdout

@@ -7,7 +7,7 @@ from explorer.analysis import summarize
 from explorer.paper import family_point, model_figures
 from explorer.plots import family_chart, stage_bars
 from explorer.report import HEADERS, paper_comparison, table_rows
-from explorer.ui.common import friendly
+from explorer.ui.common import friendly, model_choices, spec_choices
 from explorer.zoo import ExplorerError, get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
@@ -16,10 +16,6 @@ INPUT_SIZES = [160, 224, 256, 288, 320, 384, 448, 512]
 INTRO = """Pick a model and an input size to see how it is built: the tensor shape after the stem and
 each stage, where the parameters and the compute (GFLOPs, counted the paper's way: multiply-accumulates
 of convolutions, linear layers and matmuls) sit, and how the counts compare with the paper's tables."""
-
-
-def _choices(specs) -> list[tuple[str, str]]:
-    return [(spec.label, spec.name) for spec in specs]
 
 
 def _input_size(value) -> int:
@@ -54,16 +50,15 @@ def draw_family_chart(progress=gr.Progress()):
 
 def build_architecture_tab(demo: gr.Blocks) -> None:
     groups = specs_by_family()
-    every_model = [choice for specs in groups.values() for choice in _choices(specs)]
     with gr.Tab("Architecture", id="architecture"):
         gr.Markdown(INTRO)
         with gr.Row():
             family = gr.Radio(list(groups), value="ConvNeXt", label="Family", scale=2)
-            model = gr.Dropdown(_choices(groups["ConvNeXt"]), value=DEFAULT_MODEL, label="Model",
+            model = gr.Dropdown(spec_choices(groups["ConvNeXt"]), value=DEFAULT_MODEL, label="Model",
                                 elem_id="arch-model", scale=2)
             size = gr.Dropdown(INPUT_SIZES, value=224, label="Input size", allow_custom_value=True,
                                elem_id="arch-size", scale=1)
-            compare = gr.Dropdown([("none", "")] + every_model, value="", label="Overlay a second model",
+            compare = gr.Dropdown([("none", "")] + model_choices(), value="", label="Overlay a second model",
                                   elem_id="arch-compare", scale=2)
         headline = gr.Markdown(elem_id="arch-headline")
         table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="arch-table")
@@ -73,7 +68,7 @@ def build_architecture_tab(demo: gr.Blocks) -> None:
         family_plot = gr.Plot(show_label=False, elem_id="arch-family")
 
     outputs = [headline, table, params_plot, gflops_plot]
-    family.change(lambda f: gr.update(choices=_choices(groups[f]), value=groups[f][0].name), family, model)
+    family.change(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model)
     model.change(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
     # Both run after the page has drawn; the family chart summarizes 17 models (seconds when cold).

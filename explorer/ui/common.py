@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from explorer.zoo import ExplorerError
+from explorer.zoo import ExplorerError, ModelSpec, specs_by_family
 
 
 def friendly(handler: Callable) -> Callable:
@@ -20,3 +20,14 @@ def friendly(handler: Callable) -> Callable:
             raise gr.Error(str(error)) from None
 
     return wrapped
+
+
+def spec_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
+    """(label, name) pairs for a dropdown."""
+    return [(spec.label, spec.name) for spec in specs]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """Every model of every family, labelled with its family, for a single dropdown."""
+    return [(f"{family}: {spec.label}", spec.name)
+            for family, specs in specs_by_family().items() for spec in specs]
