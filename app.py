@@ -9,6 +9,7 @@ import argparse
 import gradio as gr
 
 from explorer.ui.architecture import build_architecture_tab
+from explorer.ui.predict import build_predict_tab
 from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
@@ -21,6 +22,7 @@ with gr.Blocks(title=TITLE) as demo:
     with gr.Tabs():
         build_architecture_tab(demo)
         build_roadmap_tab(demo)
+        build_predict_tab()
 
 
 def main() -> None:

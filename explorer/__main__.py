@@ -38,6 +38,19 @@ def _roadmap(args: argparse.Namespace) -> None:
     print(format_roadmap(rows, steps(args.regime)))
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from explorer.inference import open_image, predict
+    from explorer.weights import load
+
+    prediction = predict(load(args.model, args.weights), open_image(args.image), args.topk)
+    if args.json:
+        print(json.dumps(prediction.to_json()))
+        return
+    print(f"{prediction.model} with {prediction.weights} on {prediction.device}: {prediction.latency_ms:.1f} ms")
+    for top in prediction.top:
+        print(f"{top.prob:7.2%}  {top.label} (class {top.index})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="ResNet-50 -> ConvNeXt-T (Fig. 2) or ResNet-200 -> ConvNeXt-B (appendix)")
     roadmap.add_argument("--json", action="store_true", help="print one JSON document")
     roadmap.set_defaults(run=_roadmap)
+
+    predict = commands.add_parser("predict", help="top-k classes of an image")
+    predict.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes (the bundled model)")
+    predict.add_argument("image", help="an image file (PNG, JPEG, ...)")
+    predict.add_argument("--weights", default=None,
+                         help="a checkpoint file (.safetensors, .pth, .bin) or 'pretrained' for the paper's "
+                              "weights from the hub (default: random init; convnext_shapes: its own)")
+    predict.add_argument("--topk", type=int, default=5, help="how many classes to list (default 5)")
+    predict.add_argument("--json", action="store_true", help="print one JSON document")
+    predict.set_defaults(run=_predict)
 
     return parser
 

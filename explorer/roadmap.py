@@ -342,6 +342,18 @@ TIMM_CONVNEXT_NAMES = (
     (r"\.mlp\.fc2\.", ".pwconv2."),
 )
 
+# facebookresearch's official ConvNeXt names -> the roadmap's (the head before the final norm, so
+# that the renamed "head.norm." is not renamed again).
+OFFICIAL_CONVNEXT_NAMES = (
+    (r"^downsample_layers\.0\.0\.", "stem.conv."),
+    (r"^downsample_layers\.0\.1\.", "stem.norm."),
+    (r"^downsample_layers\.(\d+)\.0\.", r"stages.\1.downsample.norm."),
+    (r"^downsample_layers\.(\d+)\.1\.", r"stages.\1.downsample.conv."),
+    (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
+    (r"^head\.", "head.fc."),
+    (r"^norm\.", "head.norm."),
+)
+
 
 def _renamed(state_dict: dict[str, Tensor], names: tuple[tuple[str, str], ...]) -> dict[str, Tensor]:
     renamed = {}
@@ -360,6 +372,11 @@ def resnet_from_timm(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
 def convnext_from_timm(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """A timm convnext_tiny (convnext_base) state dict, named as `roadmap:convnext_t` (`roadmap200:...`)."""
     return _renamed(state_dict, TIMM_CONVNEXT_NAMES)
+
+
+def convnext_from_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """An official ConvNeXt-T (-B) state dict, named as `roadmap:convnext_t` (`roadmap200:...`)."""
+    return _renamed(state_dict, OFFICIAL_CONVNEXT_NAMES)
 
 
 def _spec(regime: Regime, step_id: str) -> ModelSpec:

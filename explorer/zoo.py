@@ -143,6 +143,11 @@ def _build_registry() -> dict[str, ModelSpec]:
     ]
     specs += [ModelSpec(arch, family, label, arch, RESNET_LAYOUT)
               for arch, (family, label) in _RESNETS.items()]
+    from explorer.shapes import CLASSES, SHAPES_NET, build_shapes_convnext  # the bundled demo model
+
+    specs.append(ModelSpec("convnext_shapes", "Bundled", "ConvNeXt-Shapes (bundled, 8 classes)", "convnext",
+                           CONVNEXT_LAYOUT, input_size=SHAPES_NET.input_size, num_classes=len(CLASSES),
+                           build=build_shapes_convnext))
     return {spec.name: spec for spec in specs}
 
 

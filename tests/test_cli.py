@@ -92,3 +92,39 @@ def test_summary_of_the_ln_step_shows_the_papers_figure_and_why_it_differs():
     assert result.returncode == 0, result.stderr
     assert "4.146 GFLOPs" in result.stdout and "4.46 GFLOPs" in result.stdout
     assert "slip" in result.stdout
+
+
+def _png(path, size=(96, 80)):
+    from PIL import Image
+
+    Image.new("RGB", size, (200, 30, 30)).save(path)
+    return str(path)
+
+
+def test_predict_json_with_random_weights(tmp_path):
+    from timm.data import ImageNetInfo
+
+    result = run_cli("predict", "resnet18", _png(tmp_path / "red.png"), "--topk", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"model", "weights", "device", "latency_ms", "top"}
+    assert doc["model"] == "resnet18" and doc["weights"] == "random init" and doc["device"] == "cpu"
+    assert len(doc["top"]) == 3 and doc["latency_ms"] > 0
+    probs = [top["prob"] for top in doc["top"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    info = ImageNetInfo("imagenet-1k")
+    assert all(top["label"] == info.index_to_description(top["index"]) for top in doc["top"])
+
+
+def test_predict_refuses_a_file_that_is_not_an_image(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    result = run_cli("predict", "resnet18", str(text))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_predict_refuses_a_missing_checkpoint(tmp_path):
+    result = run_cli("predict", "resnet18", _png(tmp_path / "a.png"), "--weights", str(tmp_path / "nope.pth"))
+    assert result.returncode == 2 and "no checkpoint file" in result.stderr
+

@@ -1,0 +1,116 @@
+"""Images in, top-k classes out: safe image opening, timm's preprocessing, and prediction.
+
+`open_image` decodes a file completely (so a damaged file fails here, with a sentence, not later)
+and refuses decompression bombs; `to_rgb` turns any PIL image upright and into 8-bit RGB;
+`preprocess` applies the model's timm transform; `predict` runs the model and returns the top-k.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import IO, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from explorer.weights import LoadedModel
+from explorer.zoo import ExplorerError
+
+MAX_PIXELS = 40_000_000  # larger images are refused: 40 megapixels is far above any model's input
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # stretched to 8 bits for display
+TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+BACKGROUND = (255, 255, 255)  # what transparent pixels become
+
+
+class ImageError(ExplorerError):
+    """A file that cannot be used as an image."""
+
+
+class TopClass(NamedTuple):
+    index: int  # output index of the class
+    label: str
+    prob: float  # softmax probability
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result of one `predict` call; `to_json` gives the command line's JSON document."""
+
+    model: str  # registry name
+    weights: str  # which weights, as `LoadedModel.weights` says
+    device: str
+    latency_ms: float  # forward pass only, preprocessing excluded
+    top: tuple[TopClass, ...]  # most probable first
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "weights": self.weights, "device": self.device,
+                "latency_ms": self.latency_ms, "top": [guess._asdict() for guess in self.top]}
+
+
+def open_image(source: str | os.PathLike | IO[bytes]) -> Image.Image:
+    """Open and fully decode an image file; any problem becomes an ImageError with a sentence."""
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the uploaded file"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(source)
+            if image.width * image.height > MAX_PIXELS:  # PIL's own limit is higher
+                raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
+            image.load()  # decode now: a truncated or damaged file fails here
+    except FileNotFoundError as error:
+        raise ImageError(f"There is no image file at {name}; check the path.") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{name} is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
+                         f"resize it to a few megapixels and try again.") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(f"{name} is not an image PIL can read; use a PNG, JPEG, WebP, BMP or TIFF "
+                         f"file.") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({error}); "
+                         f"save it again or use another image.") from error
+    return image
+
+
+def _stretch_to_8bit(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float32)
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """The image upright (EXIF orientation applied) in 8-bit RGB, transparency over white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        image = _stretch_to_8bit(image)
+    if image.mode in TRANSPARENT_MODES or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba)
+    return image.convert("RGB")
+
+
+def preprocess(image: Image.Image, data_config: dict) -> torch.Tensor:
+    """A batch of one, (1, 3, H, W), made by the model's timm eval transform."""
+    from timm.data import create_transform
+
+    transform = create_transform(**data_config)
+    return transform(to_rgb(image)).unsqueeze(0)  # (3, H, W) -> (1, 3, H, W)
+
+
+def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str = "cpu") -> Prediction:
+    """The `topk` most probable classes of `image` (all classes when there are fewer)."""
+    if topk < 1:
+        raise ExplorerError(f"--topk must be at least 1, not {topk}.")
+    batch = preprocess(image, loaded.data_config).to(device)
+    model = loaded.model.to(device)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        logits = model(batch)  # (1, num_classes)
+        latency_ms = (time.perf_counter() - start) * 1000
+    probs = logits.float().softmax(dim=-1)[0]  # (num_classes,)
+    values, indices = probs.topk(min(topk, probs.numel()))
+    top = tuple(TopClass(int(i), loaded.labels[int(i)], float(p)) for p, i in zip(values, indices))
+    return Prediction(loaded.name, loaded.weights, str(device), round(latency_ms, 3), top)
