@@ -9,6 +9,7 @@ import argparse
 import gradio as gr
 
 from explorer.ui.architecture import build_architecture_tab
+from explorer.ui.inside import build_inside_tab
 from explorer.ui.predict import build_predict_tab
 from explorer.ui.roadmap import build_roadmap_tab
 
@@ -23,6 +24,7 @@ with gr.Blocks(title=TITLE) as demo:
         build_architecture_tab(demo)
         build_roadmap_tab(demo)
         build_predict_tab()
+        build_inside_tab(demo)
 
 
 def main() -> None:

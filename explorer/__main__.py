@@ -51,6 +51,19 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{top.prob:7.2%}  {top.label} (class {top.index})")
 
 
+def _cam(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from explorer.attribution import attribute
+    from explorer.inference import open_image
+    from explorer.weights import load
+
+    result = attribute(load(args.model, args.weights), open_image(args.image), args.method, args.layer, args.target)
+    np.save(args.out, result.map.astype(np.float32))
+    print(f"{result.method} of '{result.label}' at {result.layer or 'the input'}: "
+          f"{result.map.shape[0]}x{result.map.shape[1]} map written to {args.out}", file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON document")
     predict.set_defaults(run=_predict)
 
+    cam = commands.add_parser("cam", help="an attribution map (Grad-CAM, ...) of an image, saved as .npy")
+    cam.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes")
+    cam.add_argument("image", help="an image file")
+    cam.add_argument("--weights", default=None, help="a checkpoint file or 'pretrained' (as for predict)")
+    cam.add_argument("--method", choices=["gradcam", "ig", "occlusion", "saliency"], default="gradcam")
+    cam.add_argument("--layer", default=None, help="the stage to explain (Grad-CAM; default: the family's)")
+    cam.add_argument("--target", default=None, help="class index or name to explain (default: the top class)")
+    cam.add_argument("--out", required=True, help="where to write the float32 map (.npy)")
+    cam.set_defaults(run=_cam)
     return parser
 
 

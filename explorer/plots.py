@@ -1,11 +1,16 @@
-"""Plotly figures drawn from the data in `explorer.analysis` and `explorer.paper`."""
+"""Plotly figures drawn from the data in `explorer.analysis`, `explorer.paper` and `explorer.inspect`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import plotly.graph_objects as go
 
 from explorer.analysis import Summary
+
+if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
+    from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
 
 TEMPLATE = "plotly_white"
 LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right"}  # the two families sit on top of each other
@@ -123,4 +128,105 @@ def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
     fig.update_yaxes(title_text="GFLOPs", row=2, col=1)
     fig.update_layout(template=TEMPLATE, height=560, title="Figure 2, live: each step's accuracy and cost",
                       legend=dict(orientation="h", y=1.08), margin=dict(t=80, b=10))
+    return fig
+
+
+# --- looking inside: filters, activations ---------------------------------------------------------
+
+KERNELS_SHOWN = 64  # kernels drawn in one grid (the first ones, or the strongest when sorted)
+KERNEL_COLUMNS = 16
+KERNEL_GRID_WIDTH = 700  # pixels the grid is expected to get; the height keeps the kernels square
+DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
+STAGE_COLORS = ("#9ecae1", "#4292c6", "#2171b5", "#08306b")  # stage 1 light .. stage 4 dark
+
+
+def _mosaic(tiles: np.ndarray, columns: int, gap: int = 1) -> np.ndarray:
+    """(T, k, k) tiles -> one (rows*(k+gap)-gap, columns*(k+gap)-gap) array with NaN between tiles."""
+    count, height, width = tiles.shape[:3]
+    rows = -(-count // columns)
+    mosaic = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap) + tiles.shape[3:], np.nan)
+    for index, tile in enumerate(tiles):
+        top, left = (index // columns) * (height + gap), (index % columns) * (width + gap)
+        mosaic[top:top + height, left:left + width] = tile
+    return mosaic
+
+
+def kernel_grid(kernels: DepthwiseKernels, shown: int = KERNELS_SHOWN) -> go.Figure:
+    """The kxk depthwise kernels of one block as heatmaps on one symmetric color scale (0 is white)."""
+    weights = kernels.weights[:shown]  # (T, k, k)
+    size = kernels.kernel_size
+    columns = min(KERNEL_COLUMNS, len(weights))
+    values = _mosaic(weights, columns)
+    channel_of = _mosaic(np.broadcast_to(kernels.channels[:shown, None, None].astype(float), weights.shape), columns)
+    limit = float(np.abs(weights).max()) or 1.0
+    fig = go.Figure(go.Heatmap(
+        z=values, customdata=channel_of, zmin=-limit, zmax=limit, zmid=0, colorscale=DIVERGING,
+        hovertemplate="channel %{customdata:.0f}<br>weight %{z:.4f}<extra></extra>", hoverongaps=False,
+        colorbar=dict(title="weight")))
+    order = "strongest first (L2 norm)" if kernels.sorted_by_norm else "channels in order"
+    total = len(kernels.channels)
+    fig.update_layout(
+        template=TEMPLATE, title=f"{kernels.layer.name}: {min(shown, total)} of {total} {size}x{size} "
+                                 f"kernels, {order}",
+        height=90 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(t=50, b=10, l=10, r=10),
+        xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
+def distance_chart(profiles: list[DistanceProfile], title: str) -> go.Figure:
+    """Mean |weight| against distance from the kernel's center, one line per stage."""
+    fig = go.Figure()
+    for profile in profiles:
+        fig.add_scatter(
+            x=profile.distances, y=profile.mean_abs, mode="lines+markers",
+            name=f"stage {profile.stage + 1} ({profile.kernels} kernels)",
+            line=dict(color=STAGE_COLORS[profile.stage % len(STAGE_COLORS)]),
+            hovertemplate="distance %{x:.2f}: mean |w| %{y:.4f}<extra>%{fullData.name}</extra>")
+    size = profiles[0].kernel_size if profiles else 0
+    fig.update_layout(template=TEMPLATE, title=title, height=360, margin=dict(t=50, b=10),
+                      xaxis_title=f"distance from the center of the {size}x{size} kernel (taps)",
+                      yaxis_title="mean |weight|", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def stem_tiles(stems: list[StemFilters], columns: int = 8) -> go.Figure:
+    """Stem filters as RGB tiles (0 is mid-grey), one panel per model, side by side."""
+    from plotly.subplots import make_subplots
+
+    titles = [f"{stem.model} ({stem.weights_label}): {stem.layer}, {stem.tiles.shape[0]} filters "
+              f"{stem.tiles.shape[1]}x{stem.tiles.shape[2]}, stride {stem.stride}" for stem in stems]
+    fig = make_subplots(rows=1, cols=len(stems), subplot_titles=titles, horizontal_spacing=0.04)
+    for column, stem in enumerate(stems, start=1):
+        mosaic = _mosaic(stem.tiles.astype(float), columns)
+        image = np.nan_to_num(mosaic, nan=255).astype(np.uint8)  # white gaps
+        fig.add_trace(go.Image(z=image, hovertemplate="x %{x}, y %{y}<extra></extra>"), row=1, col=column)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(template=TEMPLATE, height=420, margin=dict(t=60, b=10, l=10, r=10),
+                      title="Stem filters on the RGB image")
+    return fig
+
+
+def activation_grid(stage: StageActivations, columns: int = 4) -> go.Figure:
+    """The most active channels of one stage output, titled with the tensor's shape."""
+    from plotly.subplots import make_subplots
+
+    count = len(stage.channels)
+    rows = -(-count // columns)
+    fig = make_subplots(rows=rows, cols=columns, horizontal_spacing=0.02, vertical_spacing=0.04,
+                        subplot_titles=[f"ch {channel}" for channel in stage.channels])
+    for index, (channel, values) in enumerate(zip(stage.channels, stage.maps)):
+        low, high = float(values.min()), float(values.max())
+        fig.add_trace(go.Heatmap(
+            z=values, colorscale="Viridis", showscale=False,
+            hovertemplate=(f"channel {channel}<br>range [{low:.3g}, {high:.3g}]"
+                           "<br>(%{x}, %{y}): %{z:.3g}<extra></extra>")),
+            row=index // columns + 1, col=index % columns + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_annotations(font_size=10)
+    shape = " x ".join(str(size) for size in stage.shape)
+    fig.update_layout(template=TEMPLATE, title=f"stage {stage.stage + 1} ({stage.module}): {shape}",
+                      height=70 + 150 * rows, margin=dict(t=60, b=5, l=5, r=5))
     return fig

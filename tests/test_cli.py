@@ -128,3 +128,20 @@ def test_predict_refuses_a_missing_checkpoint(tmp_path):
     result = run_cli("predict", "resnet18", _png(tmp_path / "a.png"), "--weights", str(tmp_path / "nope.pth"))
     assert result.returncode == 2 and "no checkpoint file" in result.stderr
 
+
+def test_cam_writes_a_float32_map_at_the_input_resolution(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "cam.npy"
+    result = run_cli("cam", "resnet18", _png(tmp_path / "a.png"), "--method", "gradcam", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    cam = np.load(out)
+    assert cam.dtype == np.float32 and cam.shape == (224, 224)
+    assert np.isfinite(cam).all() and 0 <= cam.min() and cam.max() <= 1
+
+
+def test_cam_with_an_unknown_layer_names_the_valid_ones(tmp_path):
+    result = run_cli("cam", "resnet18", _png(tmp_path / "a.png"), "--layer", "layer9", "--out",
+                     str(tmp_path / "x.npy"))
+    assert result.returncode == 2 and "layer4" in result.stderr
+    assert not (tmp_path / "x.npy").exists()

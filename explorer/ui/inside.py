@@ -1,0 +1,220 @@
+"""Look inside tab: the depthwise filters, each stage's activations and attribution maps for an upload.
+
+Four sections, each a thin layer over `explorer.inspect`, `explorer.attribution` and `explorer.plots`:
+Filters (kernels of one block, the |weight|-vs-distance chart, the stem), Activations, Attribution
+(one model, any method and class) and Side by side (ResNet-50, Swin-T and ConvNeXt-T on one upload).
+"""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from explorer.attribution import METHOD_TITLES, AttributionResult, attribute, cam_layers, default_cam_layer, overlay
+from explorer.inference import open_image
+from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_models, distance_profiles, \
+    stage_activations, stem_filters
+from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
+from explorer.ui.common import friendly, model_choices
+from explorer.ui.predict import EXAMPLES_DIR, default_model, load_chosen, weights_inputs
+from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
+from explorer.zoo import ExplorerError, get_spec
+
+STAGES_DRAWN = 4  # activation plots: every registry layout has four stages
+SIDE_BY_SIDE = ("resnet50", "swin_tiny_patch4_window7_224", "convnext_tiny")  # the paper's three families
+STEM_REFERENCE = "resnet50"  # whose 7x7 stem is shown next to the chosen model's
+RETRY_HUB_AFTER_S = 300.0  # after the hub failed, use random init without asking it again for this long
+_HUB_FAILED_AT: dict[str, float] = {}
+
+INTRO = """Look inside a network. **Filters** shows the kxk depthwise kernels a model learned (the
+paper's 7x7 in ConvNeXt) and how much of each kernel is used; **Activations** shows what every stage
+responds to in an image; **Attribution** shows where the model looks when it picks a class; **Side by
+side** asks ResNet-50, Swin-T and ConvNeXt-T the same question. Random weights show structure only:
+pick the paper's weights or the bundled model to see learned filters."""
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _image(path: str | None):
+    if not path:
+        raise ExplorerError("Upload an image first, or click one of the examples.")
+    return open_image(path)
+
+
+def paper_or_random(name: str) -> tuple[LoadedModel, str]:
+    """The paper's weights when they can be had, else random init; and a sentence saying which."""
+    failed_at = _HUB_FAILED_AT.get(name)
+    if failed_at is None or time.monotonic() - failed_at > RETRY_HUB_AFTER_S:
+        try:
+            loaded = load(name, PRETRAINED)
+            return loaded, f"the paper's weights ({loaded.weights})"
+        except WeightsUnavailableError:
+            _HUB_FAILED_AT[name] = time.monotonic()
+    return load(name), "random init (the paper's weights cannot be reached here), so the map shows structure, not knowledge"
+
+
+def _stage_choices(blocks: dict[int, list[int]]) -> list[tuple[str, int]]:
+    return [(f"stage {stage + 1}", stage) for stage in blocks]
+
+
+def _block_choices(blocks: dict[int, list[int]], stage: int) -> list[tuple[str, int]]:
+    return [(f"block {block + 1}", block) for block in blocks[stage]]
+
+
+def _described(loaded: LoadedModel) -> str:
+    return f"**{get_spec(loaded.name).label}** with **{loaded.weights}**"
+
+
+# --- handlers -----------------------------------------------------------------------------------
+
+def filter_models():
+    """Every model with depthwise convs (found once per architecture; seconds on the first call)."""
+    return gr.update(choices=[(get_spec(name).label, name) for name in depthwise_models()])
+
+
+@friendly
+def show_filters(name: str, source: str, checkpoint: str | None, stage, block, sort: bool, compare: bool,
+                 progress=gr.Progress()):
+    progress(0.1, desc="Loading the model")
+    loaded = load_chosen(name, source, checkpoint)
+    blocks = depthwise_blocks(loaded)
+    stage = stage if stage in blocks else max(blocks)
+    block = block if block in blocks[stage] else blocks[stage][0]
+    progress(0.5, desc="Reading the kernels")
+    kernels = kernel_grid(depthwise_kernels(loaded, stage, block, sort_by_norm=bool(sort)))
+    profile = distance_chart(distance_profiles(loaded), f"How much of the kernel {loaded.name} uses, per stage")
+    stems = [stem_filters(loaded)] + ([stem_filters(paper_or_random(STEM_REFERENCE)[0])] if compare else [])
+    return (gr.update(choices=_stage_choices(blocks), value=stage),
+            gr.update(choices=_block_choices(blocks, stage), value=block),
+            kernels, profile, stem_tiles(stems), f"{_described(loaded)}.")
+
+
+@friendly
+def show_activations(name: str, source: str, checkpoint: str | None, image: str | None, progress=gr.Progress()):
+    picture = _image(image)
+    progress(0.2, desc="Loading the model")
+    loaded = load_chosen(name, source, checkpoint)
+    progress(0.6, desc="Running the image through every stage")
+    stages = stage_activations(loaded, picture)
+    figures = [activation_grid(stage) for stage in stages][:STAGES_DRAWN]
+    figures += [None] * (STAGES_DRAWN - len(figures))
+    return (*figures, f"{_described(loaded)}: the {len(stages[0].channels)} most active channels "
+                      f"(largest mean |activation|) of each stage.")
+
+
+def layer_choices(name: str):
+    """The stages Grad-CAM can read, the model's default first."""
+    layers = cam_layers(name)
+    default = default_cam_layer(name)
+    return gr.update(choices=[(f"{layer} (default)" if layer == default else layer, layer) for layer in layers],
+                     value=default)
+
+
+def _caption(result: AttributionResult) -> str:
+    where = f" at {result.layer}" if result.layer else ""
+    return f"{METHOD_TITLES[result.method]}{where} for '{result.label}' ({result.seconds:.2f} s)"
+
+
+@friendly
+def explain(name: str, source: str, checkpoint: str | None, image: str | None, method: str, layer: str | None,
+            target: str | None, progress=gr.Progress()):
+    picture = _image(image)
+    progress(0.1, desc="Loading the model")
+    loaded = load_chosen(name, source, checkpoint)
+    progress(0.3, desc=f"Computing {METHOD_TITLES.get(method, method)}")
+    result = attribute(loaded, picture, method, layer if method == "gradcam" else None, target or None)
+    scores = {f"{guess.label} ({guess.index})": guess.prob for guess in result.top}
+    classes = [("top-1", "")] + [(f"{guess.label} ({guess.index})", str(guess.index)) for guess in result.top]
+    value = target if any(target == value for _, value in classes) else ""
+    return overlay(result), scores, gr.update(choices=classes, value=value), f"{_described(loaded)}: {_caption(result)}."
+
+
+@friendly
+def side_by_side(image: str | None, progress=gr.Progress()):
+    picture = _image(image)
+    gallery, lines = [], []
+    for name in progress.tqdm(SIDE_BY_SIDE, desc="Grad-CAM in three families"):
+        loaded, weights = paper_or_random(name)
+        result = attribute(loaded, picture, "gradcam")
+        gallery.append((overlay(result), f"{get_spec(name).label}: {_caption(result)}"))
+        lines.append(f"- **{get_spec(name).label}** at {result.layer}: {weights}.")
+    return gallery, "\n".join(lines)
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+def _filters_section(tab: gr.Tab, default: str) -> None:
+    gr.Markdown("### Filters\nThe depthwise kernels of one block (blue negative, red positive, one color "
+                "scale for all), how their weight falls off away from the center, and the stem's filters.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            model, source, checkpoint = weights_inputs("inside-filter", default, [(get_spec(default).label, default)])
+            stage = gr.Dropdown([], label="Stage", elem_id="inside-stage")
+            block = gr.Dropdown([], label="Block", elem_id="inside-block")
+            sort = gr.Checkbox(False, label="Strongest kernels first (L2 norm)")
+            compare = gr.Checkbox(False, label="Show ResNet-50's 7x7 stem filters beside")
+        with gr.Column(scale=3):
+            info = gr.Markdown(elem_id="inside-filter-info")
+            kernels = gr.Plot(show_label=False, elem_id="inside-kernels")
+            profile = gr.Plot(show_label=False, elem_id="inside-profile")
+    stem = gr.Plot(show_label=False, elem_id="inside-stem")
+    inputs = [model, source, checkpoint, stage, block, sort, compare]
+    gr.on([tab.select, model.input, source.input, checkpoint.upload, stage.input, block.input, sort.input,
+           compare.input], show_filters, inputs, [stage, block, kernels, profile, stem, info])
+    tab.select(filter_models, None, model)
+
+
+def _image_sections(default: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+    gr.Markdown("### Your image\nOne model and one image for the activations and the attribution below.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            model, source, checkpoint = weights_inputs("inside", default, model_choices())
+        with gr.Column(scale=1):
+            image = gr.Image(type="filepath", label="Image", elem_id="inside-image")
+            examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
+            if examples:
+                gr.Examples(examples, inputs=image)
+    loaded_inputs = [model, source, checkpoint]
+
+    gr.Markdown("### Activations\nEach stage's output for the image: its shape, and its most active channels.")
+    activations_button = gr.Button("Show activations", elem_id="inside-activations-run")
+    activations_info = gr.Markdown()
+    with gr.Row():
+        stage_plots = [gr.Plot(show_label=False) for _ in range(2)]
+    with gr.Row():
+        stage_plots += [gr.Plot(show_label=False) for _ in range(STAGES_DRAWN - 2)]
+    activations_button.click(show_activations, [*loaded_inputs, image], [*stage_plots, activations_info])
+
+    gr.Markdown("### Attribution\nWhere the model looks for a class: Grad-CAM reads a stage, the other "
+                "methods work on the pixels (slower: Integrated Gradients and Occlusion run the model many times).")
+    with gr.Row():
+        with gr.Column(scale=1):
+            method = gr.Radio([(title, key) for key, title in METHOD_TITLES.items()], value="gradcam",
+                              label="Method", elem_id="inside-method")
+            layer = gr.Dropdown(label="Grad-CAM layer", elem_id="inside-layer")
+            target = gr.Dropdown([("top-1", "")], value="", label="Class to explain", elem_id="inside-target")
+            explain_button = gr.Button("Explain", variant="primary", elem_id="inside-explain")
+            scores = gr.Label(num_top_classes=5, label="Top 5", elem_id="inside-scores")
+        with gr.Column(scale=2):
+            blended = gr.Image(label="Attribution over the image", interactive=False, elem_id="inside-overlay")
+            explain_info = gr.Markdown(elem_id="inside-explain-info")
+    model.change(layer_choices, model, layer)
+    gr.on([explain_button.click, target.input], explain,
+          [*loaded_inputs, image, method, layer, target], [blended, scores, target, explain_info])
+
+    gr.Markdown("### Side by side\nThe same image through ResNet-50, Swin-T and ConvNeXt-T, Grad-CAM at each "
+                "one's last stage, with the paper's weights where they can be reached.")
+    compare_button = gr.Button("Compare the three families", elem_id="inside-compare")
+    gallery = gr.Gallery(columns=3, height=360, label="Grad-CAM", elem_id="inside-gallery")
+    compare_info = gr.Markdown(elem_id="inside-compare-info")
+    compare_button.click(side_by_side, image, [gallery, compare_info])
+    return model, layer
+
+
+def build_inside_tab(demo: gr.Blocks) -> None:
+    default = default_model()
+    with gr.Tab("Look inside", id="inside") as tab:
+        gr.Markdown(INTRO)
+        _filters_section(tab, default)
+        model, layer = _image_sections(default)
+    demo.load(layer_choices, model, layer)

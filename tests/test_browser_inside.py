@@ -1,0 +1,44 @@
+"""The Look inside tab: in headless Chromium (upload an image, run Grad-CAM, see the overlay), and its
+handlers' messages for a person's mistakes."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.test_browser import ERROR_TOAST
+
+
+def test_upload_an_image_and_get_a_gradcam_overlay(page, tmp_path):
+    pixels = np.full((160, 200, 3), 235, dtype=np.uint8)
+    pixels[40:120, 60:140] = (200, 40, 40)  # a red square on a light background
+    upload = tmp_path / "square.png"
+    Image.fromarray(pixels).save(upload)
+
+    page.get_by_role("tab", name="Look inside").click()
+    expect(page.locator("#inside-filter-info")).to_contain_text("with", timeout=90_000)  # filters drawn
+    page.locator("#inside-image input[type=file]").set_input_files(str(upload))
+    expect(page.locator("#inside-image img")).to_be_visible(timeout=30_000)
+    page.locator("#inside-explain").click()
+    expect(page.locator("#inside-overlay img")).to_be_visible(timeout=90_000)
+    expect(page.locator("#inside-explain-info")).to_contain_text("Grad-CAM at")
+    expect(page.locator("#inside-scores")).to_be_visible()
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)
+    page.screenshot(path="/tmp/inside-gradcam.png", full_page=True)
+
+
+def test_handlers_turn_mistakes_into_messages():
+    import gradio as gr
+    import pytest
+
+    from explorer.ui.inside import explain, show_filters, side_by_side
+
+    def quiet(*_args, **_kwargs) -> None:  # stands in for gr.Progress outside a running app
+        return None
+
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        explain("convnext_shapes", "default", None, None, "gradcam", None, "", progress=quiet)
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        side_by_side(None, progress=quiet)
+    with pytest.raises(gr.Error, match="no depthwise convolutions"):
+        show_filters("roadmap:resnet50", "default", None, None, None, False, False, progress=quiet)
