@@ -51,3 +51,13 @@ def test_a_bad_input_size_gets_a_message_and_the_app_keeps_serving(page):
     size.fill("384")
     size.press("Enter")
     expect(headline).to_contain_text("at 384x384", timeout=30_000)
+
+
+def test_fast_clicks_on_next_are_not_lost(page):
+    page.get_by_role("tab", name="Roadmap").click()
+    text = page.locator("#roadmap-text")
+    expect(text).to_contain_text("Step 1 / 18", timeout=60_000)
+    for _ in range(5):
+        page.locator("#roadmap-next").click()
+    expect(text).to_contain_text("Step 6 / 18: increase width", timeout=60_000)
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)

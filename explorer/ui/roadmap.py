@@ -68,8 +68,9 @@ def build_roadmap_tab(demo: gr.Blocks) -> None:
         chart = gr.Plot(show_label=False, elem_id="roadmap-chart")
 
     outputs = [text, diagram, table, chart]
-    back.click(lambda n: max(int(n) - 1, 1), position, position)
-    forward.click(lambda r, n: min(int(n) + 1, len(steps(r))), [regime, position], position)
-    position.change(show_step, [regime, position], outputs)
+    # Stepping is instant (no queue); drawing keeps only the latest request, so fast clicks never pile up.
+    back.click(lambda n: max(int(n) - 1, 1), position, position, queue=False)
+    forward.click(lambda r, n: min(int(n) + 1, len(steps(r))), [regime, position], position, queue=False)
+    position.change(show_step, [regime, position], outputs, trigger_mode="always_last")
     regime.change(pick_regime, regime, [position, *outputs])
     demo.load(show_step, [regime, position], outputs)
