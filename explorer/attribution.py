@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.inference import TopClass, preprocess
+from explorer.inference import TopClass, preprocess, top_classes
 from explorer.inspect import MODEL_LOCK
 from explorer.weights import BUNDLED, LoadedModel, WeightsUnavailableError, bundled_card
 from explorer.zoo import ExplorerError, StageLayout, get_spec
@@ -219,13 +219,6 @@ def class_index(loaded: LoadedModel, target: int | str | None) -> int | None:
                            f"(0 to {count - 1}) or one of its class names.")
 
 
-def top_classes(logits: torch.Tensor, labels: tuple[str, ...], count: int = TOP_K) -> tuple[TopClass, ...]:
-    """The `count` most probable classes of a (1, classes) logit row, most probable first."""
-    probs = logits.float().softmax(dim=-1)[0]  # (classes,)
-    values, indices = probs.topk(min(count, probs.numel()))
-    return tuple(TopClass(int(i), labels[int(i)], float(p)) for p, i in zip(values, indices))
-
-
 def input_image(batch: torch.Tensor, data_config: dict) -> np.ndarray:
     """The preprocessed (1, 3, H, W) batch back in RGB, (H, W, 3) uint8, as the model saw it."""
     mean = torch.tensor(data_config["mean"]).view(3, 1, 1)
@@ -271,7 +264,7 @@ def attribute(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", 
     index = int(logits.argmax(dim=-1)[0]) if index is None else index
     return AttributionResult(loaded.name, loaded.weights, method, layer, index, loaded.labels[index],
                              scale_to_unit(heat.detach()), input_image(batch, loaded.data_config),
-                             top_classes(logits, loaded.labels), time.perf_counter() - start)
+                             top_classes(logits, loaded.labels, TOP_K), time.perf_counter() - start)
 
 
 # --- display ------------------------------------------------------------------------------------

@@ -35,6 +35,14 @@ class TopClass(NamedTuple):
     prob: float  # softmax probability
 
 
+def top_classes(logits: torch.Tensor, labels: tuple[str, ...], count: int) -> tuple[TopClass, ...]:
+    """The `count` most probable classes of a (1, classes) logit row (all when there are fewer),
+    most probable first."""
+    probs = logits.float().softmax(dim=-1)[0]  # (classes,)
+    values, indices = probs.topk(min(count, probs.numel()))
+    return tuple(TopClass(int(i), labels[int(i)], float(p)) for p, i in zip(values, indices))
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The result of one `predict` call; `to_json` gives the command line's JSON document."""
@@ -110,7 +118,5 @@ def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str 
         start = time.perf_counter()
         logits = model(batch)  # (1, num_classes)
         latency_ms = (time.perf_counter() - start) * 1000
-    probs = logits.float().softmax(dim=-1)[0]  # (num_classes,)
-    values, indices = probs.topk(min(topk, probs.numel()))
-    top = tuple(TopClass(int(i), loaded.labels[int(i)], float(p)) for p, i in zip(values, indices))
+    top = top_classes(logits, loaded.labels, topk)
     return Prediction(loaded.name, loaded.weights, str(device), round(latency_ms, 3), top)

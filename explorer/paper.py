@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 
 from explorer.analysis import summarize
-from explorer.plots import FamilyPoint
 from explorer.zoo import IN1K_CLASSES, REGISTRY, ModelSpec
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "assets" / "paper"
@@ -65,6 +64,17 @@ def figure_for(spec: ModelSpec, input_size: int) -> PaperFigure | None:
         if figure.arch == spec.arch and figure.input_size == input_size:
             return figure
     return None
+
+
+@dataclass(frozen=True)
+class FamilyPoint:
+    """One model of the family chart: counted figures and, where printed, the paper's."""
+
+    family: str
+    name: str  # the paper's name with its input size, e.g. "ConvNeXt-B @384"
+    params_m: float
+    gflops: float
+    paper_gflops: float | None
 
 
 def family_point(figure: PaperFigure) -> FamilyPoint:

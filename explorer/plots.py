@@ -1,7 +1,6 @@
 """Plotly figures drawn from the data in `explorer.analysis`, `explorer.paper` and `explorer.inspect`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +10,7 @@ from explorer.analysis import Summary
 
 if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
+    from explorer.paper import FamilyPoint
 
 TEMPLATE = "plotly_white"
 LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right"}  # the two families sit on top of each other
@@ -34,17 +34,6 @@ def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=f"{title} per stage", barmode="group", height=340,
                       yaxis_title=title, legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
     return fig
-
-
-@dataclass(frozen=True)
-class FamilyPoint:
-    """One model of the family chart: counted figures and, where printed, the paper's."""
-
-    family: str
-    name: str  # the paper's name with its input size, e.g. "ConvNeXt-B @384"
-    params_m: float
-    gflops: float
-    paper_gflops: float | None
 
 
 def family_chart(points: list[FamilyPoint]) -> go.Figure:
