@@ -51,12 +51,11 @@ def paper_gflops(flops: int) -> float:
     return flops / 2e9
 
 
-def count_gflops(model: nn.Module, input_size: int) -> float:
-    """Total GFLOPs (paper convention) of one forward pass at batch 1, on `model`'s device."""
+def _dry_run(model: nn.Module, input_size: int) -> torch.Tensor:
+    """One forward pass of an empty batch-1 image on the model's device (meta: shapes only)."""
     device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(1, 3, input_size, input_size, device=device))
-    return paper_gflops(counter.get_total_flops())
+    with torch.no_grad():
+        return model(torch.empty(1, 3, input_size, input_size, device=device))
 
 
 def _params_under(model: nn.Module, prefixes: tuple[str, ...]) -> int:
@@ -94,9 +93,8 @@ def summarize_model(model: nn.Module, spec: ModelSpec, input_size: int) -> Summa
     # A row ends where its last module returns; the head ends with the model's output.
     handles = [modules[names[-1]].register_forward_hook(record(row)) for row, names in rows[:-1]]
     try:
-        device = next(model.parameters()).device
-        with counter, torch.no_grad():
-            logits = model(torch.empty(1, 3, input_size, input_size, device=device))
+        with counter:
+            logits = _dry_run(model, input_size)
     finally:
         for handle in handles:
             handle.remove()
@@ -215,9 +213,7 @@ def trace_block(model: nn.Module, block: str, input_size: int) -> list[LayerRow]
 
     handles = [module.register_forward_hook(record(name)) for name, module in _layers(root)]
     try:
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.empty(1, 3, input_size, input_size, device=device))
+        _dry_run(model, input_size)
     finally:
         for handle in handles:
             handle.remove()

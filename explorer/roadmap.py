@@ -302,12 +302,16 @@ def build_step(step_id: str, regime: str = "resnet50") -> nn.Module:
     return Net(step.config).eval()
 
 
+def step_name(step_id: str, regime: str = "resnet50") -> str:
+    """The zoo name of a step: `roadmap:kernel7`, `roadmap200:kernel7`."""
+    return f"{_regime(regime).prefix}:{step_id}"
+
+
 def roadmap_table(regime: str = "resnet50") -> list[dict]:
     """One row per step: parameters and GFLOPs counted at 224 on the meta device, beside the paper's."""
-    prefix = _regime(regime).prefix
     rows = []
     for step in _steps(regime):
-        summary = summarize(f"{prefix}:{step.id}")
+        summary = summarize(step_name(step.id, regime))
         rows.append({"id": step.id, "title": step.title, "section": step.section,
                      "params": summary.params, "gflops": summary.gflops,
                      "paper_gflops": step.paper_gflops, "paper_top1": step.paper_top1})
@@ -381,7 +385,7 @@ def convnext_from_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _spec(regime: Regime, step_id: str) -> ModelSpec:
     step = get_step(step_id, regime.name)
-    name = f"{regime.prefix}:{step.id}"
+    name = step_name(step.id, regime.name)
     index = [s.id for s in _steps(regime.name)].index(step.id)
     label = f"{regime.label} {index + 1}: {step.title}"
     paper = dict(paper_gflops=step.paper_gflops, paper_note=step.note or "")
@@ -392,7 +396,7 @@ def _spec(regime: Regime, step_id: str) -> ModelSpec:
 
 
 def _names(regime: Regime) -> list[str]:
-    return [f"{regime.prefix}:{step.id}" for step in _steps(regime.name)]
+    return [step_name(step.id, regime.name) for step in _steps(regime.name)]
 
 
 def _register() -> None:

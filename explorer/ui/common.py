@@ -5,7 +5,9 @@ import functools
 from collections.abc import Callable
 
 import gradio as gr
+from PIL import Image
 
+from explorer.inference import open_image
 from explorer.zoo import ExplorerError, ModelSpec, specs_by_family
 
 
@@ -31,3 +33,10 @@ def model_choices() -> list[tuple[str, str]]:
     """Every model of every family, labelled with its family, for a single dropdown."""
     return [(f"{family}: {spec.label}", spec.name)
             for family, specs in specs_by_family().items() for spec in specs]
+
+
+def uploaded_image(path: str | None) -> Image.Image:
+    """The image a person uploaded (or an example they clicked), opened safely."""
+    if not path:
+        raise ExplorerError("Upload an image first, or click one of the examples.")
+    return open_image(path)

@@ -11,14 +11,13 @@ import time
 import gradio as gr
 
 from explorer.attribution import METHOD_TITLES, AttributionResult, attribute, cam_layers, default_cam_layer, overlay
-from explorer.inference import open_image
 from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_models, distance_profiles, \
     stage_activations, stem_filters
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
-from explorer.ui.common import friendly, model_choices
+from explorer.ui.common import friendly, model_choices, uploaded_image
 from explorer.ui.predict import EXAMPLES_DIR, default_model, load_chosen, weights_inputs
 from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
-from explorer.zoo import ExplorerError, get_spec
+from explorer.zoo import get_spec
 
 STAGES_DRAWN = 4  # activation plots: every registry layout has four stages
 SIDE_BY_SIDE = ("resnet50", "swin_tiny_patch4_window7_224", "convnext_tiny")  # the paper's three families
@@ -34,12 +33,6 @@ pick the paper's weights or the bundled model to see learned filters."""
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def _image(path: str | None):
-    if not path:
-        raise ExplorerError("Upload an image first, or click one of the examples.")
-    return open_image(path)
-
 
 def paper_or_random(name: str) -> tuple[LoadedModel, str]:
     """The paper's weights when they can be had, else random init; and a sentence saying which."""
@@ -91,7 +84,7 @@ def show_filters(name: str, source: str, checkpoint: str | None, stage, block, s
 
 @friendly
 def show_activations(name: str, source: str, checkpoint: str | None, image: str | None, progress=gr.Progress()):
-    picture = _image(image)
+    picture = uploaded_image(image)
     progress(0.2, desc="Loading the model")
     loaded = load_chosen(name, source, checkpoint)
     progress(0.6, desc="Running the image through every stage")
@@ -118,7 +111,7 @@ def _caption(result: AttributionResult) -> str:
 @friendly
 def explain(name: str, source: str, checkpoint: str | None, image: str | None, method: str, layer: str | None,
             target: str | None, progress=gr.Progress()):
-    picture = _image(image)
+    picture = uploaded_image(image)
     progress(0.1, desc="Loading the model")
     loaded = load_chosen(name, source, checkpoint)
     progress(0.3, desc=f"Computing {METHOD_TITLES.get(method, method)}")
@@ -131,7 +124,7 @@ def explain(name: str, source: str, checkpoint: str | None, image: str | None, m
 
 @friendly
 def side_by_side(image: str | None, progress=gr.Progress()):
-    picture = _image(image)
+    picture = uploaded_image(image)
     gallery, lines = [], []
     for name in progress.tqdm(SIDE_BY_SIDE, desc="Grad-CAM in three families"):
         loaded, weights = paper_or_random(name)

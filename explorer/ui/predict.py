@@ -5,8 +5,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from explorer.inference import open_image, predict
-from explorer.ui.common import friendly, model_choices
+from explorer.inference import predict
+from explorer.ui.common import friendly, model_choices, uploaded_image
 from explorer.weights import (BUNDLED, PRETRAINED, WeightsUnavailableError, bundled_available, load,
                               pretrained_cached)
 from explorer.zoo import ExplorerError
@@ -41,9 +41,7 @@ def load_chosen(name: str, source: str, checkpoint: str | None):
 
 @friendly
 def classify(name: str, source: str, checkpoint: str | None, image: str | None):
-    if not image:
-        raise ExplorerError("Upload an image first, or click one of the examples.")
-    prediction = predict(load_chosen(name, source, checkpoint), open_image(image), topk=5)
+    prediction = predict(load_chosen(name, source, checkpoint), uploaded_image(image), topk=5)
     scores = {f"{top.label} ({top.index})": top.prob for top in prediction.top}
     info = (f"**{prediction.model}** with **{prediction.weights}** on {prediction.device}: "
             f"{prediction.latency_ms:.1f} ms for the forward pass.")

@@ -6,7 +6,7 @@ import gradio as gr
 from explorer.analysis import default_block, summarize, trace_block
 from explorer.plots import block_diagram, roadmap_chart
 from explorer.report import html_table
-from explorer.roadmap import REGIMES, get_step, roadmap_table, steps
+from explorer.roadmap import get_step, roadmap_table, step_name, steps
 from explorer.zoo import build_model, get_spec
 
 INPUT_SIZE = 224
@@ -14,14 +14,10 @@ REGIME_CHOICES = [("ResNet-50 -> ConvNeXt-T (Figure 2)", "resnet50"),
                   ("ResNet-200 -> ConvNeXt-B (appendix)", "resnet200")]
 
 
-def _name(regime: str, step_id: str) -> str:
-    return f"{REGIMES[regime].prefix}:{step_id}"
-
-
 def _text(regime: str, number: int) -> str:
     all_steps = steps(regime)
     step = all_steps[number - 1]
-    counted = summarize(_name(regime, step.id), INPUT_SIZE)
+    counted = summarize(step_name(step.id, regime), INPUT_SIZE)
     figures = f"Counted: **{counted.gflops:.3f} GFLOPs**, {counted.params / 1e6:.2f} M parameters."
     if step.paper_gflops is not None:
         figures += f" Paper: {step.paper_gflops:.2f} GFLOPs, {step.paper_top1:.2f}% top-1 on ImageNet-1K."
@@ -35,11 +31,11 @@ def show_step(regime: str, number: int):
     """Text, block drawing, highlighted stage table and the Figure 2 chart for step `number` (from 1)."""
     number = int(number)
     step = steps(regime)[number - 1]
-    name = _name(regime, step.id)
+    name = step_name(step.id, regime)
     model = build_model(name, INPUT_SIZE, device="meta")
     block = default_block(model, get_spec(name).layout)
     layers = trace_block(model, block, INPUT_SIZE)
-    previous = summarize(_name(regime, step.base), INPUT_SIZE) if step.base else None
+    previous = summarize(step_name(step.base, regime), INPUT_SIZE) if step.base else None
     table = html_table(summarize(name, INPUT_SIZE), previous)
     rows = roadmap_table(regime)
     chart = roadmap_chart(rows[:-1], step.id, rows[-1])
