@@ -9,7 +9,9 @@ import argparse
 import gradio as gr
 
 from explorer.ui.architecture import build_architecture_tab
+from explorer.ui.blocks import build_blocks_tab
 from explorer.ui.inside import build_inside_tab
+from explorer.ui.lessons import build_lessons_tab, lesson_memory
 from explorer.ui.predict import build_predict_tab
 from explorer.ui.roadmap import build_roadmap_tab
 
@@ -20,9 +22,12 @@ modernized, one design decision at a time, into ConvNeXt, with every number coun
 
 with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(HEADER)
-    with gr.Tabs():
+    lesson_position = lesson_memory()
+    with gr.Tabs() as tabs:
         build_architecture_tab(demo)
-        build_roadmap_tab(demo)
+        roadmap_position = build_roadmap_tab(demo)
+        build_lessons_tab(demo, lesson_position, tabs, roadmap_position)  # its links open the other tabs
+        build_blocks_tab(demo)
         build_predict_tab()
         build_inside_tab(demo)
 

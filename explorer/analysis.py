@@ -9,6 +9,7 @@ two FLOPs per multiply-accumulate, so paper GFLOPs = counted FLOPs / 2e9.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -199,9 +200,8 @@ def _layers(root: nn.Module):
             yield name, module
 
 
-def trace_block(model: nn.Module, block: str, input_size: int) -> list[LayerRow]:
-    """The layers of one block with their output shapes, from a forward pass on the model's device."""
-    root = model.get_submodule(block)
+def trace_layers(root: nn.Module, forward: Callable[[], object]) -> list[LayerRow]:
+    """The layers under `root` with their output shapes, recorded while `forward()` runs."""
     rows: list[LayerRow] = []
 
     def record(name: str):
@@ -213,8 +213,14 @@ def trace_block(model: nn.Module, block: str, input_size: int) -> list[LayerRow]
 
     handles = [module.register_forward_hook(record(name)) for name, module in _layers(root)]
     try:
-        _dry_run(model, input_size)
+        with torch.no_grad():
+            forward()
     finally:
         for handle in handles:
             handle.remove()
     return rows
+
+
+def trace_block(model: nn.Module, block: str, input_size: int) -> list[LayerRow]:
+    """The layers of one block with their output shapes, from a forward pass on the model's device."""
+    return trace_layers(model.get_submodule(block), lambda: _dry_run(model, input_size))

@@ -6,6 +6,7 @@ show both side by side and say where they differ.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -66,6 +67,65 @@ def figure_for(spec: ModelSpec, input_size: int) -> PaperFigure | None:
     return None
 
 
+def spec_of(arch: str) -> ModelSpec:
+    """The zoo's ImageNet-1K model of a timm architecture."""
+    return next(s for s in REGISTRY.values() if s.arch == arch and s.num_classes == IN1K_CLASSES)
+
+
+@cache
+def read_table(name: str) -> tuple[dict[str, str], ...]:
+    """The rows of `assets/paper/NAME.csv` as they are printed (text cells; empty where the paper has none)."""
+    with open(PAPER_DIR / f"{name}.csv", newline="") as f:
+        return tuple(csv.DictReader(f))
+
+
+def size_suffix(input_size: int) -> str:
+    return "" if input_size == 224 else f" @{input_size}"
+
+
+def imagenet_results(pretraining: str) -> list[dict]:
+    """ConvNeXt and Swin (Table 12) and ResNet-50 (Figure 2): the paper's ImageNet-1K top-1 against
+    the counted GFLOPs. `pretraining` is "in1k" or "in22k" (pre-trained on 22K, fine-tuned on 1K)."""
+    from explorer.roadmap import get_step  # the roadmap imports this module's neighbours; import on use
+
+    points = []
+    for row in read_table("a100_throughput"):
+        top1 = row[f"top1_{pretraining}"]
+        if top1:
+            size = int(row["input_size"])
+            points.append(dict(family=spec_of(row["arch"]).family, name=row["paper_name"] + size_suffix(size),
+                               gflops=summarize(row["arch"], size).gflops, top1=float(top1)))
+    if pretraining == "in1k":
+        for step, recipe in (("resnet50", "90 epochs"), ("recipe", "modern recipe")):  # one network, two recipes
+            points.append(dict(family="ResNet", name=f"ResNet-50, {recipe}",
+                               gflops=summarize("resnet50").gflops, top1=get_step(step).paper_top1))
+    return points
+
+
+PAIRED = ("Swin", "ConvNeXt")
+
+
+def family_pairs(table: str, name: str, value: str, setting: Callable[[dict[str, str]], str]) -> list[tuple]:
+    """Swin's and ConvNeXt's figure of equal size side by side from one of the paper's tables:
+    (label, Swin's value or None, ConvNeXt's value or None), in the table's order.
+
+    `name` is the column with "ConvNeXt-B"-style names, `value` the figure's column, and `setting`
+    says what else must match for two rows to pair (input size, framework, pre-training).
+    """
+    pairs: dict[str, dict[str, float]] = {}
+    for row in read_table(table):
+        family, _, size = row[name].partition("-")
+        if family in PAIRED and row[value]:
+            pairs.setdefault(f"{size}{setting(row)}", {})[family] = float(row[value])
+    return [(label, both.get("Swin"), both.get("ConvNeXt")) for label, both in pairs.items()]
+
+
+def throughput_pairs() -> list[tuple]:
+    """Table 12's size pairs on an A100: ("B @384", Swin's images/s, ConvNeXt's images/s)."""
+    pairs = family_pairs("a100_throughput", "paper_name", "imgs_per_s", lambda row: size_suffix(int(row["input_size"])))
+    return [pair for pair in pairs if None not in pair]
+
+
 @dataclass(frozen=True)
 class FamilyPoint:
     """One model of the family chart: counted figures and, where printed, the paper's."""
@@ -79,8 +139,7 @@ class FamilyPoint:
 
 def family_point(figure: PaperFigure) -> FamilyPoint:
     """The model behind one of the paper's figures (1K head), counted at the same input size."""
-    spec = next(s for s in REGISTRY.values() if s.arch == figure.arch and s.num_classes == IN1K_CLASSES)
+    spec = spec_of(figure.arch)
     summary = summarize(spec.name, figure.input_size)
-    suffix = "" if figure.input_size == 224 else f" @{figure.input_size}"
-    return FamilyPoint(spec.family, figure.paper_name + suffix, summary.params / 1e6, summary.gflops,
+    return FamilyPoint(spec.family, figure.paper_name + size_suffix(figure.input_size), summary.params / 1e6, summary.gflops,
                        figure.gflops)

@@ -219,3 +219,51 @@ def activation_grid(stage: StageActivations, columns: int = 4) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=f"stage {stage.stage + 1} ({stage.module}): {shape}",
                       height=70 + 150 * rows, margin=dict(t=60, b=5, l=5, r=5))
     return fig
+
+
+# --- lessons --------------------------------------------------------------------------------------
+
+def results_chart(points: list[dict], title: str) -> go.Figure:
+    """ImageNet top-1 against counted GFLOPs, one line per family (dicts: family, name, gflops, top1)."""
+    fig = go.Figure()
+    for family in dict.fromkeys(p["family"] for p in points):
+        members = sorted((p for p in points if p["family"] == family), key=lambda p: p["gflops"])
+        fig.add_scatter(name=family, x=[p["gflops"] for p in members], y=[p["top1"] for p in members],
+                        text=[p["name"] for p in members], mode="lines+markers+text", textposition="top left",
+                        line=dict(color=FAMILY_COLORS.get(family, "#333333")), marker=dict(size=10),
+                        hovertemplate="%{text}<br>%{x:.2f} GFLOPs counted<br>%{y:.1f}% top-1<extra></extra>")
+    fig.update_layout(template=TEMPLATE, title=title, height=440, xaxis=dict(type="log", title="GFLOPs (counted)"),
+                      yaxis_title="ImageNet-1K top-1 (%, the paper's)", legend=dict(orientation="h", y=-0.18),
+                      margin=dict(t=50, b=10))
+    return fig
+
+
+def sweep_chart(values: list, gflops: list[float], top1: list[float | None], current, label: str) -> go.Figure:
+    """A design sweep: counted GFLOPs (bars, current value marked) and the paper's top-1 (line)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=values, y=gflops, name="GFLOPs (counted)",
+                marker_color=["#d62728" if v == current else "#9ecae1" for v in values],
+                hovertemplate=f"{label} %{{x}}: %{{y:.3f}} GFLOPs<extra></extra>")
+    printed = [(v, t) for v, t in zip(values, top1) if t is not None]
+    fig.add_scatter(x=[v for v, _ in printed], y=[t for _, t in printed], name="top-1 (paper)", mode="lines+markers",
+                    line=dict(color=FAMILY_COLORS["ConvNeXt"]), secondary_y=True,
+                    hovertemplate=f"{label} %{{x}}: %{{y:.2f}}% top-1<extra></extra>")
+    fig.update_yaxes(title_text="GFLOPs", secondary_y=False)
+    fig.update_yaxes(title_text="ImageNet-1K top-1 (%)", secondary_y=True)
+    fig.update_layout(template=TEMPLATE, height=360, xaxis=dict(title=label, tickvals=values),
+                      legend=dict(orientation="h", y=-0.25), margin=dict(t=30, b=10))
+    return fig
+
+
+def paired_bars(categories: list[str], series: dict[str, list[float | None]], title: str, axis: str) -> go.Figure:
+    """Grouped bars: one group per category, one bar per series (e.g. Swin and ConvNeXt)."""
+    fig = go.Figure()
+    for name, values in series.items():
+        fig.add_bar(name=name, x=categories, y=values, marker_color=FAMILY_COLORS.get(name.split()[0]),
+                    text=[f"{v:g}" if v is not None else "" for v in values], textposition="outside",
+                    hovertemplate="%{x}: %{y}<extra>" + name + "</extra>")
+    fig.update_layout(template=TEMPLATE, title=title, barmode="group", height=420, yaxis_title=axis,
+                      legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+    return fig

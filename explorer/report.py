@@ -4,9 +4,14 @@ Shared by the command line and the app, so both print the same figures the same 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from explorer.analysis import Summary
 from explorer.paper import figure_for
 from explorer.zoo import get_spec
+
+if TYPE_CHECKING:
+    from explorer.compare import BlockReport
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
 
@@ -71,3 +76,37 @@ def html_table(summary: Summary, previous: Summary | None = None) -> str:
         for row, old in zip(rows, before)
     )
     return f'<table class="stage-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _counted(layers: tuple[str, ...]) -> str:
+    """("BatchNorm2d", "BatchNorm2d") -> "2 BatchNorm2d"."""
+    return ", ".join(f"{layers.count(kind)} {kind}" for kind in dict.fromkeys(layers)) or "none"
+
+
+BLOCK_ROWS = {  # row label -> the cell of one BlockReport; the marked rows are the paper's micro designs
+    "from": lambda r: r.origin,
+    "input": lambda r: _shape(r.input_shape),
+    "params (K)": lambda r: f"{r.params / 1e3:.1f}",
+    "GFLOPs": lambda r: f"{r.gflops:.4f}",
+    "spatial mixing": lambda r: r.spatial,
+    "inner width": lambda r: f"{r.expansion:g} C",
+    "norms": lambda r: _counted(r.norms),
+    "activations": lambda r: _counted(r.activations),
+    "layers": lambda r: str(len(r.layers)),
+}
+DESIGN_ROWS = ("spatial mixing", "inner width", "norms", "activations")  # highlighted where they differ
+
+
+def blocks_html(reports: list[BlockReport], reference: str = "convnext") -> str:
+    """Blocks side by side, one column each; design cells that differ from `reference`'s are highlighted."""
+    ref = next(r for r in reports if r.key == reference)
+    head = "<th></th>" + "".join(f"<th>{r.title}</th>" for r in reports)
+    body = ""
+    for label, cell in BLOCK_ROWS.items():
+        cells = ""
+        for r in reports:
+            value = cell(r)
+            differs = label in DESIGN_ROWS and value != cell(ref)
+            cells += f"<td><mark>{value}</mark></td>" if differs else f"<td>{value}</td>"
+        body += f"<tr><th>{label}</th>{cells}</tr>"
+    return f'<table class="block-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

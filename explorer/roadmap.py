@@ -25,12 +25,13 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field, replace
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-from explorer.analysis import summarize
+from explorer.analysis import Summary, summarize, summarize_model
 from explorer.blocks import Net, NetConfig
 from explorer.zoo import ExplorerError, ModelSpec, StageLayout, UnknownModelError, get_spec, register_prefix
 
@@ -300,6 +301,21 @@ def build_step(step_id: str, regime: str = "resnet50") -> nn.Module:
 
         return timm.create_model(_regime(regime).reference, pretrained=False).eval()
     return Net(step.config).eval()
+
+
+@lru_cache(maxsize=64)
+def what_if(step_id: str, field_name: str, value: Any, regime: str = "resnet50") -> Summary:
+    """A step's network with one `NetConfig` field changed, summarized at the step's input size.
+
+    What the lessons' sliders ask: "the depthwise network, but with C = 112", "kernel size 9".
+    """
+    step = get_step(step_id, regime)
+    if step.config is None or not hasattr(step.config, field_name):
+        raise ExplorerError(f"Step {step_id!r} has no setting {field_name!r} to change.")
+    name = step_name(step_id, regime)
+    with torch.device("meta"):
+        model = Net(replace(step.config, **{field_name: value}))
+    return summarize_model(model, get_spec(name), get_spec(name).input_size)
 
 
 def step_name(step_id: str, regime: str = "resnet50") -> str:

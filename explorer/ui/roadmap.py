@@ -47,7 +47,8 @@ def pick_regime(regime: str):
     return gr.update(value=1, maximum=len(steps(regime))), *show_step(regime, 1)
 
 
-def build_roadmap_tab(demo: gr.Blocks) -> None:
+def build_roadmap_tab(demo: gr.Blocks) -> gr.Slider:
+    """The tab; returns its step slider, so that lessons can open it at a step."""
     count = len(steps("resnet50"))
     with gr.Tab("Roadmap", id="roadmap"):
         gr.Markdown("Each step changes one design decision of the step before it. The highlighted cells "
@@ -70,3 +71,4 @@ def build_roadmap_tab(demo: gr.Blocks) -> None:
     position.change(show_step, [regime, position], outputs, trigger_mode="always_last")
     regime.change(pick_regime, regime, [position, *outputs])
     demo.load(show_step, [regime, position], outputs)
+    return position

@@ -1,0 +1,35 @@
+"""Blocks tab: the ResNet, ResNeXt, inverted-bottleneck, Swin and ConvNeXt blocks side by side."""
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer.compare import DESIGNS, STAGES, compare
+from explorer.plots import block_diagram
+from explorer.report import blocks_html
+from explorer.ui.common import friendly
+
+INTRO = """Five residual blocks at the same width C (the channels each block takes and returns) and the
+same resolution, as in a stage of ConvNeXt-T or Swin-T. Each is built from its module structure and
+counted (batch 1). The highlighted cells are where a block's design differs from the ConvNeXt block:
+how it mixes space, how wide it is inside, and how many norms and activations it has."""
+STAGE_CHOICES = [(f"stage {s}: C = {c}, {h}x{h}", s) for s, (c, h) in STAGES.items()]
+
+
+@friendly
+def show_blocks(stage: int):
+    width, resolution = STAGES[int(stage)]
+    reports = compare(width, resolution)
+    diagrams = [block_diagram(list(r.layers), f"{r.title}: {r.params / 1e3:.1f} K params, {r.gflops:.3f} GFLOPs")
+                for r in reports]
+    return blocks_html(reports), *diagrams
+
+
+def build_blocks_tab(demo: gr.Blocks) -> None:
+    with gr.Tab("Blocks", id="blocks"):
+        gr.Markdown(INTRO)
+        stage = gr.Radio(STAGE_CHOICES, value=1, label="Width and resolution", elem_id="blocks-stage")
+        table = gr.HTML(elem_id="blocks-table")
+        with gr.Row():
+            diagrams = [gr.Plot(show_label=False, elem_id=f"blocks-{d.key}", min_width=200) for d in DESIGNS]
+    stage.change(show_blocks, stage, [table, *diagrams])
+    demo.load(show_blocks, stage, [table, *diagrams])

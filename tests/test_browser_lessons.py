@@ -1,0 +1,93 @@
+"""The Lessons and Blocks tabs in headless Chromium: every lesson, every control, and a reload."""
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+from explorer.lessons import lessons
+from tests.test_browser import ERROR_TOAST
+
+SLOW = 60_000  # ms: the first drawing of a panel counts its models
+
+
+def use_every_control(page, panel) -> int:
+    """Move each radio group to its last choice and each slider to its maximum; wait for the panel to
+    redraw after each. Returns how many controls were used."""
+    used = 0
+    groups = panel.locator(".block:has(> div input[type=radio]), fieldset:has(input[type=radio])")
+    for i in range(groups.count()):
+        labels = groups.nth(i).locator("label:has(input[type=radio])")
+        if labels.count() < 2:
+            continue
+        before = panel.inner_text()
+        labels.last.click()
+        expect(panel).not_to_have_text(before, timeout=SLOW)
+        used += 1
+    sliders = panel.locator("input[type=number]")
+    for i in range(sliders.count()):
+        slider = sliders.nth(i)
+        before = panel.inner_text()
+        slider.fill(slider.get_attribute("max"))
+        slider.press("Enter")
+        expect(panel).not_to_have_text(before, timeout=SLOW)
+        used += 1
+    return used
+
+
+def test_walk_every_lesson_use_every_control_and_come_back_after_a_reload(page):
+    count = len(lessons())
+    page.get_by_role("tab", name="Lessons").click()
+    heading = page.locator("#lesson-heading")
+    expect(heading).to_contain_text(f"1 / {count}", timeout=SLOW)
+    start, controls = time.monotonic(), 0
+    for number, lesson in enumerate(lessons()):
+        expect(heading).to_contain_text(f"{number + 1} / {count}", timeout=SLOW)
+        expect(heading).to_contain_text(lesson.title)
+        panel = page.locator(f"#lesson-panel-{lesson.id}")
+        expect(panel).to_be_visible()
+        expect(panel.locator(".js-plotly-plot, table").first).to_be_visible(timeout=SLOW)
+        expect(page.locator("#lesson-text")).not_to_contain_text("{{")  # every number was filled in
+        controls += use_every_control(page, panel)
+        toasts = page.locator(ERROR_TOAST)
+        assert toasts.count() == 0, f"lesson {number}: {toasts.all_inner_texts()}"
+        page.screenshot(path=f"/tmp/lesson-{number}.png", full_page=True)
+        if number < count - 1:
+            page.locator("#lesson-next").click()
+    print(f"walked {count} lessons and used {controls} controls in {time.monotonic() - start:.1f} s")
+    assert controls >= count
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)
+
+    page.reload()
+    page.get_by_role("tab", name="Lessons").click()
+    expect(heading).to_contain_text(f"{count} / {count}", timeout=SLOW)  # the position survived
+    page.locator("#lesson-prev").click()
+    expect(heading).to_contain_text(f"{count - 1} / {count}", timeout=SLOW)
+
+
+def test_a_lesson_opens_the_roadmap_at_its_step(page):
+    from explorer.roadmap import steps
+
+    number, lesson = next((n, l) for n, l in enumerate(lessons()) if "roadmap" in l.tabs and l.steps)
+    step = next(s for s in steps() if s.id == lesson.steps[0])
+    page.get_by_role("tab", name="Lessons").click()
+    heading = page.locator("#lesson-heading")
+    expect(heading).to_contain_text(f"1 / {len(lessons())}", timeout=SLOW)
+    for n in range(number):
+        page.locator("#lesson-next").click()
+        expect(heading).to_contain_text(f"{n + 2} / {len(lessons())}", timeout=SLOW)
+    page.locator(f"#lesson-panel-{lesson.id}").get_by_role("button", name="Open the Roadmap tab").click()
+    expect(page.locator("#roadmap-text")).to_contain_text(step.title, timeout=SLOW)
+
+
+def test_the_blocks_tab_highlights_what_differs_from_convnext(page):
+    page.get_by_role("tab", name="Blocks").click()
+    table = page.locator("#blocks-table")
+    expect(table).to_contain_text("Swin block", timeout=SLOW)
+    expect(table.locator("mark").first).to_be_visible()
+    expect(table).to_contain_text("1 x 96 x 56 x 56")
+    page.locator("#blocks-stage label").last.click()
+    expect(table).to_contain_text("1 x 768 x 7 x 7", timeout=SLOW)
+    expect(page.locator("#blocks-convnext .js-plotly-plot")).to_be_visible()
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)
+    page.screenshot(path="/tmp/blocks.png", full_page=True)
