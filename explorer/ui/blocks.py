@@ -12,6 +12,7 @@ INTRO = """Five residual blocks at the same width C (the channels each block tak
 same resolution, as in a stage of ConvNeXt-T or Swin-T. Each is built from its module structure and
 counted (batch 1). The highlighted cells are where a block's design differs from the ConvNeXt block:
 how it mixes space, how wide it is inside, and how many norms and activations it has."""
+ROWS = (DESIGNS[:3], DESIGNS[3:])
 STAGE_CHOICES = [(f"stage {s}: C = {c}, {h}x{h}", s) for s, (c, h) in STAGES.items()]
 
 
@@ -19,8 +20,7 @@ STAGE_CHOICES = [(f"stage {s}: C = {c}, {h}x{h}", s) for s, (c, h) in STAGES.ite
 def show_blocks(stage: int):
     width, resolution = STAGES[int(stage)]
     reports = compare(width, resolution)
-    diagrams = [block_diagram(list(r.layers), f"{r.title}: {r.params / 1e3:.1f} K params, {r.gflops:.3f} GFLOPs")
-                for r in reports]
+    diagrams = [block_diagram(list(r.layers), r.title) for r in reports]
     return blocks_html(reports), *diagrams
 
 
@@ -29,7 +29,9 @@ def build_blocks_tab(demo: gr.Blocks) -> None:
         gr.Markdown(INTRO)
         stage = gr.Radio(STAGE_CHOICES, value=1, label="Width and resolution", elem_id="blocks-stage")
         table = gr.HTML(elem_id="blocks-table")
-        with gr.Row():
-            diagrams = [gr.Plot(show_label=False, elem_id=f"blocks-{d.key}", min_width=200) for d in DESIGNS]
+        diagrams = []
+        for row in ROWS:  # the ResNet family's three blocks, then Swin's beside ConvNeXt's
+            with gr.Row():
+                diagrams += [gr.Plot(show_label=False, elem_id=f"blocks-{d.key}") for d in row]
     stage.change(show_blocks, stage, [table, *diagrams])
     demo.load(show_blocks, stage, [table, *diagrams])
