@@ -14,6 +14,12 @@ from explorer.ui.predict import build_predict_tab
 from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
+# Uploads larger than this are refused by gradio before any handler runs. The largest file a person
+# needs to upload is a checkpoint: ConvNeXt-XL with its ImageNet-22K head is 1.57 GB in fp32, the
+# largest model the app knows; 2 GB fits it with room for a training script's extra entries, and
+# stops a runaway upload from filling the disk. Images are bounded by pixels, not bytes (open_image).
+MAX_UPLOAD = 2 * 1024**3  # bytes
+QUEUE_SIZE = 64  # events waiting at once (16 busy people with a few clicks each); beyond, "queue full"
 HEADER = """# ConvNeXt Explorer
 An interactive companion to *A ConvNet for the 2020s* (Liu et al., CVPR 2022): how a ResNet-50 was
 modernized, one design decision at a time, into ConvNeXt, with every number counted from live models."""
@@ -27,13 +33,19 @@ with gr.Blocks(title=TITLE) as demo:
         build_inside_tab(demo)
 
 
-def main() -> None:
+def command_line() -> argparse.ArgumentParser:
+    """`python app.py`'s options (public: DESIGN.md)."""
     parser = argparse.ArgumentParser(description=TITLE)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    args = parser.parse_args()
-    demo.queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True
+    return parser
+
+
+def main() -> None:
+    args = command_line().parse_args()
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
+        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True,
+        max_file_size=MAX_UPLOAD,
     )
 
 
