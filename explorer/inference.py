@@ -136,8 +136,8 @@ def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str 
     if topk < 1:
         raise ExplorerError(f"--topk must be at least 1, not {topk}.")
     batch = preprocess(image, loaded.data_config).to(device)
-    model = loaded.model.to(device)
-    with torch.inference_mode():
+    with loaded.lock, torch.inference_mode():
+        model = loaded.model.to(device)
         start = time.perf_counter()
         logits = model(batch)  # (1, num_classes)
         latency_ms = (time.perf_counter() - start) * 1000

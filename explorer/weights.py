@@ -22,7 +22,7 @@ import socket
 import threading
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,9 @@ class LoadedModel:
     weights: str  # what a person reads, e.g. "convnext_tiny.fb_in1k (hub)", "random init"
     labels: tuple[str, ...]  # one per output class
     data_config: dict[str, Any]  # timm's preprocessing: input_size, interpolation, mean, std, crop
+    lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+    # ^ held for every pass through `model`: cached models are shared between threads, and forward
+    #   hooks (Grad-CAM, activations) must see their own pass only, not another request's
 
 
 # --- the paper's weights from the hub -------------------------------------------------------------
