@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 
 import gradio as gr
 
@@ -16,6 +17,14 @@ from explorer.ui.predict import build_predict_tab
 from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
+# Uploads larger than this are refused by gradio before any handler runs. The largest file a person
+# needs to upload is a checkpoint: ConvNeXt-XL with its ImageNet-22K head is 1.57 GB in fp32, the
+# largest model the app knows; 2 GB fits it with room for a training script's extra entries, and
+# stops a runaway upload from filling the disk. Images are bounded by pixels, not bytes (open_image).
+MAX_UPLOAD = 2 * 1024**3  # bytes
+QUEUE_SIZE = 64  # events waiting at once (16 busy people with a few clicks each); beyond, "queue full"
+MALLOC_ARENAS = 2  # see _bound_malloc_arenas
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
 HEADER = """# ConvNeXt Explorer
 An interactive companion to *A ConvNet for the 2020s* (Liu et al., CVPR 2022): how a ResNet-50 was
 modernized, one design decision at a time, into ConvNeXt, with every number counted from live models."""
@@ -32,13 +41,30 @@ with gr.Blocks(title=TITLE) as demo:
         build_inside_tab(demo)
 
 
-def main() -> None:
+def command_line() -> argparse.ArgumentParser:
+    """`python app.py`'s options (public: DESIGN.md)."""
     parser = argparse.ArgumentParser(description=TITLE)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    args = parser.parse_args()
-    demo.queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True
+    return parser
+
+
+def _bound_malloc_arenas() -> None:
+    """glibc gives each thread its own memory arena and keeps what is freed there: under 16 clients
+    (tests/test_load.py) the server grew by 360 MB over 800 requests with gradio's worker threads each
+    in its own arena, and by 50 MB with two arenas. Nothing to do where the C library is not glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        pass
+
+
+def main() -> None:
+    args = command_line().parse_args()
+    _bound_malloc_arenas()
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
+        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True,
+        max_file_size=MAX_UPLOAD,
     )
 
 

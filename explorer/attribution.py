@@ -26,7 +26,6 @@ from PIL import Image
 from torch import nn
 
 from explorer.inference import TopClass, preprocess, top_classes
-from explorer.inspect import MODEL_LOCK
 from explorer.weights import BUNDLED, LoadedModel, WeightsUnavailableError, bundled_card
 from explorer.zoo import ExplorerError, StageLayout, get_spec
 
@@ -250,7 +249,7 @@ def attribute(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", 
     start = time.perf_counter()
     batch = preprocess(image, loaded.data_config)  # (1, 3, H, W)
     model = loaded.model
-    with MODEL_LOCK:
+    with loaded.lock:
         if method == "gradcam":  # one forward pass gives the map and the top classes
             with torch.enable_grad(), CamLayer(model, get_spec(loaded.name).layout, layer) as module:
                 heat, logits = _gradcam(model, batch, index, module)

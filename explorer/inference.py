@@ -1,8 +1,9 @@
 """Images in, top-k classes out: safe image opening, timm's preprocessing, and prediction.
 
-`open_image` decodes a file completely (so a damaged file fails here, with a sentence, not later)
-and refuses decompression bombs; `to_rgb` turns any PIL image upright and into 8-bit RGB;
-`preprocess` applies the model's timm transform; `predict` runs the model and returns the top-k.
+`open_image` decodes a file completely (so a damaged file fails here, with a sentence, not later),
+after refusing decompression bombs, extreme strips and formats outside a short list from the header;
+`to_rgb` turns any PIL image upright and into 8-bit RGB; `preprocess` applies the model's timm
+transform; `predict` runs the model and returns the top-k.
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from explorer.weights import LoadedModel
 from explorer.zoo import ExplorerError
 
 MAX_PIXELS = 40_000_000  # larger images are refused: 40 megapixels is far above any model's input
+MAX_ASPECT = 100  # long side / short side: preprocessing scales the short side to ~256 px, so a 1x20000
+# strip would become a 256x5,120,000 image (3.9 GB) before the center crop; 100:1 costs at most 20 MB
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # the PIL plugins allowed to parse a file
+# (JPEG's opens phones' multi-picture JPEGs too); PIL's other decoders (EPS through Ghostscript, PSD,
+# FITS, ...) are attack surface that no photo needs
+FORMAT_NAMES = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # stretched to 8 bits for display
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 BACKGROUND = (255, 255, 255)  # what transparent pixels become
@@ -37,7 +44,10 @@ class TopClass(NamedTuple):
 
 def top_classes(logits: torch.Tensor, labels: tuple[str, ...], count: int) -> tuple[TopClass, ...]:
     """The `count` most probable classes of a (1, classes) logit row (all when there are fewer),
-    most probable first."""
+    most probable first; non-finite logits (weights that overflow) are refused with a sentence."""
+    if not bool(torch.isfinite(logits).all()):
+        raise ExplorerError("The model's outputs are not finite numbers (NaN or infinity): its weights "
+                            "overflow on this image, so there is nothing to rank; use other weights.")
     probs = logits.float().softmax(dim=-1)[0]  # (classes,)
     values, indices = probs.topk(min(count, probs.numel()))
     return tuple(TopClass(int(i), labels[int(i)], float(p)) for p, i in zip(values, indices))
@@ -59,23 +69,34 @@ class Prediction:
 
 
 def open_image(source: str | os.PathLike | IO[bytes]) -> Image.Image:
-    """Open and fully decode an image file; any problem becomes an ImageError with a sentence."""
-    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the uploaded file"
+    """Open and fully decode an image file; any problem becomes an ImageError with a sentence.
+
+    Size and shape are checked from the header, before any pixel is decoded. Messages name the file,
+    not its folder: in the app that folder is the server's upload cache."""
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    name = os.path.basename(path) if path else "the uploaded file"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(source)
-            if image.width * image.height > MAX_PIXELS:  # PIL's own limit is higher
-                raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
+            image = Image.open(source, formats=IMAGE_FORMATS)
+            width, height = image.size
+            if width * height > MAX_PIXELS:  # PIL's own limit is higher
+                raise Image.DecompressionBombError(f"{width}x{height} pixels")
+            if max(width, height) > MAX_ASPECT * min(width, height):
+                raise ImageError(f"{name} is {width}x{height} pixels, a strip rather than a picture (one side "
+                                 f"over {MAX_ASPECT} times the other); crop it closer to a square and try again.")
             image.load()  # decode now: a truncated or damaged file fails here
+    except ImageError:
+        raise
     except FileNotFoundError as error:
-        raise ImageError(f"There is no image file at {name}; check the path.") from error
+        raise ImageError(f"There is no image file at {path}; check the path.") from error
+    except IsADirectoryError as error:
+        raise ImageError(f"{path} is a folder, not an image file; give the path of one image.") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(f"{name} is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
                          f"resize it to a few megapixels and try again.") from error
     except UnidentifiedImageError as error:
-        raise ImageError(f"{name} is not an image PIL can read; use a PNG, JPEG, WebP, BMP or TIFF "
-                         f"file.") from error
+        raise ImageError(f"{name} is not an image this app reads; use a {FORMAT_NAMES} file.") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({error}); "
                          f"save it again or use another image.") from error
@@ -84,7 +105,9 @@ def open_image(source: str | os.PathLike | IO[bytes]) -> Image.Image:
 
 def _stretch_to_8bit(image: Image.Image) -> Image.Image:
     values = np.asarray(image, dtype=np.float32)
-    low, high = float(values.min()), float(values.max())
+    finite = values[np.isfinite(values)]  # a float TIFF may hold NaN or infinity
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
     scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
 
@@ -113,8 +136,8 @@ def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str 
     if topk < 1:
         raise ExplorerError(f"--topk must be at least 1, not {topk}.")
     batch = preprocess(image, loaded.data_config).to(device)
-    model = loaded.model.to(device)
-    with torch.inference_mode():
+    with loaded.lock, torch.inference_mode():
+        model = loaded.model.to(device)
         start = time.perf_counter()
         logits = model(batch)  # (1, num_classes)
         latency_ms = (time.perf_counter() - start) * 1000

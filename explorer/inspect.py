@@ -13,7 +13,6 @@ roadmap's `dwconv` and the bundled model's filters.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 import numpy as np
 import torch
@@ -26,9 +25,6 @@ from explorer.zoo import ExplorerError, StageLayout, build_model, get_spec, mode
 
 TOP_CHANNELS = 8  # channels shown per stage in the activation grid
 RGB = 3
-
-# Forward hooks live on shared, cached models: one inspection or attribution at a time per process.
-MODEL_LOCK = threading.RLock()
 
 
 class NoDepthwiseError(ExplorerError):
@@ -262,7 +258,7 @@ def stage_activations(loaded: LoadedModel, image: Image.Image, top: int = TOP_CH
     """Every stage's feature maps for `image` (preprocessed as for prediction), most active channels first."""
     layout = _layout(loaded)
     batch = preprocess(image, loaded.data_config)  # (1, 3, H, W)
-    with MODEL_LOCK, StageRecorder(loaded.model, layout) as recorder, torch.inference_mode():
+    with loaded.lock, StageRecorder(loaded.model, layout) as recorder, torch.inference_mode():
         loaded.model(batch)
     result = []
     for index, stage in enumerate(layout.stages):

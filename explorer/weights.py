@@ -22,7 +22,7 @@ import socket
 import threading
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,9 @@ class LoadedModel:
     weights: str  # what a person reads, e.g. "convnext_tiny.fb_in1k (hub)", "random init"
     labels: tuple[str, ...]  # one per output class
     data_config: dict[str, Any]  # timm's preprocessing: input_size, interpolation, mean, std, crop
+    lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+    # ^ held for every pass through `model`: cached models are shared between threads, and forward
+    #   hooks (Grad-CAM, activations) must see their own pass only, not another request's
 
 
 # --- the paper's weights from the hub -------------------------------------------------------------
@@ -297,6 +300,10 @@ def _shape_text(shape: torch.Size) -> str:
     return "x".join(str(size) for size in shape) or "scalar"
 
 
+def _dtype_text(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
 def _examples(keys: list[str]) -> str:
     return ", ".join(keys[:EXAMPLES_IN_MESSAGE])
 
@@ -310,6 +317,9 @@ def _check_fits(state: StateDict, model: nn.Module, name: str, file: Path) -> No
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     differ = [key for key in expected if key in state and state[key].shape != expected[key].shape]
+    # load_state_dict would cast integers or complex numbers into float weights without a word
+    kinds = [key for key in expected if key in state
+             and state[key].is_floating_point() != expected[key].is_floating_point()]
     problems = []
     if missing:
         problems.append(f"{_count(len(missing), 'key', 'keys')} missing (e.g. {_examples(missing)})")
@@ -319,6 +329,10 @@ def _check_fits(state: StateDict, model: nn.Module, name: str, file: Path) -> No
         shapes = "; ".join(f"{key}: file {_shape_text(state[key].shape)} vs model "
                            f"{_shape_text(expected[key].shape)}" for key in differ[:EXAMPLES_IN_MESSAGE])
         problems.append(f"{_count(len(differ), 'shape differs', 'shapes differ')} ({shapes})")
+    if kinds:
+        types = "; ".join(f"{key}: file {_dtype_text(state[key])} vs model {_dtype_text(expected[key])}"
+                          for key in kinds[:EXAMPLES_IN_MESSAGE])
+        problems.append(f"{_count(len(kinds), 'number type differs', 'number types differ')} ({types})")
     if problems:
         raise CheckpointMismatchError(
             f"{file.name} does not fit {name}: {', '.join(problems)}. Load it into the model it was "

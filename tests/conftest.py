@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,15 @@ def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> 
     raise RuntimeError(f"the app did not answer at {url} within {seconds} s")
 
 
+@dataclass(frozen=True)
+class RunningApp:
+    url: str  # http://127.0.0.1:PORT/
+    process: subprocess.Popen  # the server (its pid, for memory readings)
+    log: Path  # everything it printed
+
+
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def app_server(tmp_path_factory) -> RunningApp:
     """Start `python app.py --port N` as a person would, and stop it after the session."""
     port = _free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
@@ -48,11 +56,16 @@ def app_url(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, process)
-        yield url
+        yield RunningApp(url, process, log)
     finally:
         process.terminate()
         process.wait(timeout=30)
         print(log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server) -> str:
+    return app_server.url
 
 
 @pytest.fixture(scope="session")

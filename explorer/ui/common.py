@@ -1,4 +1,5 @@
-"""What every tab shares: turning a person's mistake into a message instead of a traceback."""
+"""What every tab shares: turning a person's mistake into a message instead of a traceback, an image
+upload that reaches the handler untouched, and the limit on events that run a model."""
 from __future__ import annotations
 
 import functools
@@ -10,6 +11,10 @@ from PIL import Image
 from explorer.inference import open_image
 from explorer.zoo import ExplorerError, ModelSpec, specs_by_family
 
+# Events that run a model share one group of slots: two at a time bound the memory of big models'
+# activations and keep a 2-core machine answering; the rest wait in the queue (app.py bounds it).
+MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 2}
+
 
 def friendly(handler: Callable) -> Callable:
     """Show an ExplorerError as an error message in the page; the server keeps serving."""
@@ -18,10 +23,32 @@ def friendly(handler: Callable) -> Callable:
     def wrapped(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except ExplorerError as error:
-            raise gr.Error(str(error)) from None
+        except ExplorerError as error:  # a person's mistake, not the server's: no traceback in the log
+            raise gr.Error(str(error), print_exception=False) from None
 
     return wrapped
+
+
+class ImageFile(gr.Image):
+    """An image upload handed to the handler as the uploaded file's path, untouched.
+
+    gr.Image opens every upload with PIL, converts it to RGB and saves it again before the handler
+    runs, so a damaged file or a decompression bomb failed inside gradio with a traceback (and a
+    bomb was decoded in full) before `open_image` could refuse it with a sentence; 16-bit, CMYK and
+    transparent images lost what `to_rgb` does for them."""
+
+    is_template = True  # drawn by the frontend as a gr.Image
+
+    def __init__(self, **kwargs):
+        super().__init__(type="filepath", image_mode=None, **kwargs)
+
+    def get_config(self, cls=None):
+        return super().get_config(cls or gr.Image)  # the page's settings are gr.Image's parameters
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:  # nothing, or a data: URL gradio decodes itself
+            return super().preprocess(payload)
+        return payload.path
 
 
 def spec_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:

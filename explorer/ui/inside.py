@@ -14,7 +14,7 @@ from explorer.attribution import METHOD_TITLES, AttributionResult, attribute, ca
 from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_models, distance_profiles, \
     stage_activations, stem_filters
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
-from explorer.ui.common import friendly, model_choices, uploaded_image
+from explorer.ui.common import MODEL_EVENTS, ImageFile, friendly, model_choices, uploaded_image
 from explorer.ui.predict import EXAMPLES_DIR, default_model, load_chosen, weights_inputs
 from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
 from explorer.zoo import get_spec
@@ -153,7 +153,7 @@ def _filters_section(tab: gr.Tab, default: str) -> None:
     stem = gr.Plot(show_label=False, elem_id="inside-stem")
     inputs = [model, source, checkpoint, stage, block, sort, compare]
     gr.on([tab.select, model.input, source.input, checkpoint.upload, stage.input, block.input, sort.input,
-           compare.input], show_filters, inputs, [stage, block, kernels, profile, stem, info])
+           compare.input], show_filters, inputs, [stage, block, kernels, profile, stem, info], **MODEL_EVENTS)
     tab.select(filter_models, None, model)
 
 
@@ -163,7 +163,7 @@ def _image_sections(default: str) -> tuple[gr.Dropdown, gr.Dropdown]:
         with gr.Column(scale=1):
             model, source, checkpoint = weights_inputs("inside", default, model_choices())
         with gr.Column(scale=1):
-            image = gr.Image(type="filepath", label="Image", elem_id="inside-image")
+            image = ImageFile(label="Image", elem_id="inside-image")
             examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
             if examples:
                 gr.Examples(examples, inputs=image)
@@ -176,7 +176,8 @@ def _image_sections(default: str) -> tuple[gr.Dropdown, gr.Dropdown]:
         stage_plots = [gr.Plot(show_label=False) for _ in range(2)]
     with gr.Row():
         stage_plots += [gr.Plot(show_label=False) for _ in range(STAGES_DRAWN - 2)]
-    activations_button.click(show_activations, [*loaded_inputs, image], [*stage_plots, activations_info])
+    activations_button.click(show_activations, [*loaded_inputs, image], [*stage_plots, activations_info],
+                             **MODEL_EVENTS)
 
     gr.Markdown("### Attribution\nWhere the model looks for a class: Grad-CAM reads a stage, the other "
                 "methods work on the pixels (slower: Integrated Gradients and Occlusion run the model many times).")
@@ -193,14 +194,14 @@ def _image_sections(default: str) -> tuple[gr.Dropdown, gr.Dropdown]:
             explain_info = gr.Markdown(elem_id="inside-explain-info")
     model.change(layer_choices, model, layer)
     gr.on([explain_button.click, target.input], explain,
-          [*loaded_inputs, image, method, layer, target], [blended, scores, target, explain_info])
+          [*loaded_inputs, image, method, layer, target], [blended, scores, target, explain_info], **MODEL_EVENTS)
 
     gr.Markdown("### Side by side\nThe same image through ResNet-50, Swin-T and ConvNeXt-T, Grad-CAM at each "
                 "one's last stage, with the paper's weights where they can be reached.")
     compare_button = gr.Button("Compare the three families", elem_id="inside-compare")
     gallery = gr.Gallery(columns=3, height=360, label="Grad-CAM", elem_id="inside-gallery")
     compare_info = gr.Markdown(elem_id="inside-compare-info")
-    compare_button.click(side_by_side, image, [gallery, compare_info])
+    compare_button.click(side_by_side, image, [gallery, compare_info], **MODEL_EVENTS)
     return model, layer
 
 

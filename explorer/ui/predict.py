@@ -6,7 +6,7 @@ from pathlib import Path
 import gradio as gr
 
 from explorer.inference import predict
-from explorer.ui.common import friendly, model_choices, uploaded_image
+from explorer.ui.common import MODEL_EVENTS, ImageFile, friendly, model_choices, uploaded_image
 from explorer.weights import (BUNDLED, PRETRAINED, WeightsUnavailableError, bundled_available, load,
                               pretrained_cached)
 from explorer.zoo import ExplorerError
@@ -71,7 +71,7 @@ def build_predict_tab() -> None:
         gr.Markdown(INTRO + (BUNDLED_READY if bundled_available() else BUNDLED_MISSING))
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", label="Image", elem_id="predict-image", height=300)
+                image = ImageFile(label="Image", elem_id="predict-image", height=300)
                 model, source, checkpoint = weights_inputs("predict", default_model(), model_choices())
                 run = gr.Button("Classify", variant="primary", elem_id="predict-run")
             with gr.Column():
@@ -80,4 +80,4 @@ def build_predict_tab() -> None:
         examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
         if examples:
             gr.Examples(examples, inputs=image)
-    run.click(classify, [model, source, checkpoint, image], [scores, info])
+    run.click(classify, [model, source, checkpoint, image], [scores, info], **MODEL_EVENTS)

@@ -1,0 +1,75 @@
+"""What every tab shares: turning a person's mistake into a message instead of a traceback, an image
+upload that reaches the handler untouched, and the limit on events that run a model."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import gradio as gr
+from PIL import Image
+
+from explorer.inference import open_image
+from explorer.zoo import ExplorerError, ModelSpec, specs_by_family
+
+# Events that run a model share one group of slots: two at a time bound the memory of big models'
+# activations and keep a 2-core machine answering; the rest wait in the queue (app.py bounds it).
+MODEL_EVENTS = {"concurrency_id": "model", "concurrency_limit": 2}
+
+
+def friendly(handler: Callable) -> Callable:
+    """Show an ExplorerError as an error message in the page; the server keeps serving."""
+
+    @functools.wraps(handler)
+    def wrapped(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except ExplorerError as error:  # a person's mistake, not the server's: no traceback in the log
+            raise gr.Error(str(error), print_exception=False) from None
+
+    return wrapped
+
+from gradio.events import Dependency
+
+class ImageFile(gr.Image):
+    """An image upload handed to the handler as the uploaded file's path, untouched.
+
+    gr.Image opens every upload with PIL, converts it to RGB and saves it again before the handler
+    runs, so a damaged file or a decompression bomb failed inside gradio with a traceback (and a
+    bomb was decoded in full) before `open_image` could refuse it with a sentence; 16-bit, CMYK and
+    transparent images lost what `to_rgb` does for them."""
+
+    is_template = True  # drawn by the frontend as a gr.Image
+
+    def __init__(self, **kwargs):
+        super().__init__(type="filepath", image_mode=None, **kwargs)
+
+    def get_config(self, cls=None):
+        return super().get_config(cls or gr.Image)  # the page's settings are gr.Image's parameters
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:  # nothing, or a data: URL gradio decodes itself
+            return super().preprocess(payload)
+        return payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def spec_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
+    """(label, name) pairs for a dropdown."""
+    return [(spec.label, spec.name) for spec in specs]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """Every model of every family, labelled with its family, for a single dropdown."""
+    return [(f"{family}: {spec.label}", spec.name)
+            for family, specs in specs_by_family().items() for spec in specs]
+
+
+def uploaded_image(path: str | None) -> Image.Image:
+    """The image a person uploaded (or an example they clicked), opened safely."""
+    if not path:
+        raise ExplorerError("Upload an image first, or click one of the examples.")
+    return open_image(path)
