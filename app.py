@@ -9,6 +9,7 @@ import argparse
 import gradio as gr
 
 from explorer.ui.architecture import build_architecture_tab
+from explorer.ui.bench import build_bench_tab
 from explorer.ui.inside import build_inside_tab
 from explorer.ui.predict import build_predict_tab
 from explorer.ui.roadmap import build_roadmap_tab
@@ -25,6 +26,7 @@ with gr.Blocks(title=TITLE) as demo:
         build_roadmap_tab(demo)
         build_predict_tab()
         build_inside_tab(demo)
+        build_bench_tab()
 
 
 def main() -> None:
