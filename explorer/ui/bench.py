@@ -54,7 +54,7 @@ def build_bench_tab() -> None:
         with gr.Row():
             models = gr.Dropdown(model_choices(), value=list(DEFAULT_MODELS), multiselect=True, label="Models",
                                  elem_id="bench-models", scale=3)
-            batch = gr.Number(DEFAULT_BATCH[best], precision=0, minimum=1, label="Batch", elem_id="bench-batch",
+            batch = gr.Number(DEFAULT_BATCH[best], precision=0, label="Batch", elem_id="bench-batch",
                               scale=1)
             resolution = gr.Dropdown(RESOLUTIONS, value=EACH_MODELS_OWN, label="Resolution",
                                      elem_id="bench-resolution", scale=1)
