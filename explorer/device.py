@@ -198,7 +198,7 @@ class RunOptions:
 
 
 class Runner:
-    """A model prepared for one RunOptions: call it with a batch on the CPU, get logits on the device."""
+    """A model prepared for one RunOptions: `place` a batch on its device, then call it for the logits."""
 
     def __init__(self, model: nn.Module, options: RunOptions) -> None:
         self.model = model
