@@ -2,7 +2,8 @@
 
 A measurement runs one model on one random batch: warm-up passes first (compilation and cuDNN's
 autotuning happen there), then `repeats` timed passes, each timed on its own (CUDA events on a GPU,
-a synchronized wall clock elsewhere). Throughput is the batch divided by the median pass, so one
+a synchronized wall clock elsewhere). Compared with timm's plain path, the two take turns pass by
+pass, so that a busy machine slows both alike. Throughput is the batch divided by the median pass, so one
 slow pass (another process, a clock change) does not move it. Weights are random: the arithmetic,
 and so the time, does not depend on their values.
 
@@ -168,20 +169,27 @@ def _bench_model(name: str, input_size: int) -> nn.Module:
     return build_model(name, input_size)  # random weights, on the CPU; the runner makes its own copy
 
 
-def pass_seconds(name: str, input_size: int, batch: int, options: RunOptions, warmup: int = WARMUP,
-                 repeats: int = REPEATS) -> tuple[float, ...]:
-    """Seconds of each of `repeats` passes of a random batch through the model, after `warmup` passes."""
-    shape = (batch, 3, input_size, input_size)
+def pass_seconds(name: str, input_size: int, batch: int, ways: Sequence[RunOptions], warmup: int = WARMUP,
+                 repeats: int = REPEATS) -> list[tuple[float, ...]]:
+    """For each way of running the model (all on one device), the seconds of each of `repeats` passes
+    of a random batch, after `warmup` passes. The ways take turns pass by pass, so that a change in
+    the machine's load during the run hits them all alike and their ratio stays fair."""
+    shape, device = (batch, 3, input_size, input_size), ways[0].device
 
-    def passes() -> tuple[float, ...]:
+    def passes() -> list[tuple[float, ...]]:
         with exclusive():
-            run = runner(_bench_model(name, input_size), options, shape)
-            placed = run.place(torch.randn(shape))
+            runs = [runner(_bench_model(name, input_size), options, shape) for options in ways]
+            batches = [run.place(torch.randn(shape)) for run in runs]
             for _ in range(warmup):
-                run(placed)
-            return tuple(timed(lambda: run(placed), options.device)[1] for _ in range(repeats))
+                for run, placed in zip(runs, batches):
+                    run(placed)
+            seconds: list[list[float]] = [[] for _ in runs]
+            for _ in range(repeats):
+                for run, placed, times in zip(runs, batches, seconds):
+                    times.append(timed(lambda: run(placed), device)[1])
+            return [tuple(times) for times in seconds]
 
-    return guard_memory(passes, options.device, f"A batch of {batch} for {name} at {input_size}x{input_size}",
+    return guard_memory(passes, device, f"A batch of {batch} for {name} at {input_size}x{input_size}",
                         f"try a smaller batch, e.g. {max(1, batch // 2)}")
 
 
@@ -222,14 +230,13 @@ def benchmark(names: Sequence[str] = DEFAULT_MODELS, batch: int | None = None, i
     for index, (name, size) in enumerate(zip(names, sizes)):
         if progress:
             progress(index / len(names), f"measuring {name} at {size}x{size}, batch {batch}")
-        plain = None
-        if baseline:
-            plain = images_per_second(pass_seconds(name, size, batch, RunOptions.plain(chosen), warmup, repeats), batch)
+        ways = [RunOptions.plain(chosen), options] if baseline else [options]
+        *plain, seconds = pass_seconds(name, size, batch, ways, warmup, repeats)
         paper = paper_throughput(name, size)
         measurements.append(Measurement(
             name, _title(name, size), size, batch, device_label(chosen), options.precision.value,
-            options.channels_last, options.compile, pass_seconds(name, size, batch, options, warmup, repeats),
-            paper.images_per_s if paper else None, plain))
+            options.channels_last, options.compile, seconds, paper.images_per_s if paper else None,
+            images_per_second(plain[0], batch) if plain else None))
     if progress:
         progress(1.0, "measured")
     return BenchReport(tuple(measurements), tuple(ratios(measurements)))
