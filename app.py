@@ -11,6 +11,7 @@ import gradio as gr
 
 from explorer.ui.architecture import build_architecture_tab
 from explorer.ui.blocks import build_blocks_tab
+from explorer.ui.bench import build_bench_tab
 from explorer.ui.inside import build_inside_tab
 from explorer.ui.lessons import build_lessons_tab, lesson_memory
 from explorer.ui.predict import build_predict_tab
@@ -39,6 +40,7 @@ with gr.Blocks(title=TITLE) as demo:
         build_blocks_tab(demo)
         build_predict_tab()
         build_inside_tab(demo)
+        build_bench_tab()
 
 
 def command_line() -> argparse.ArgumentParser:

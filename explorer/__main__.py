@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from explorer.bench import DEFAULT_BATCH, DEFAULT_MODELS, REPEATS, WARMUP
 from explorer.zoo import ExplorerError
 
 USAGE_ERROR = 2
@@ -64,6 +65,29 @@ def _cam(args: argparse.Namespace) -> None:
           f"{result.map.shape[0]}x{result.map.shape[1]} map written to {args.out}", file=sys.stderr)
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from explorer.bench import benchmark, format_report, to_csv
+
+    def say(_fraction: float, what: str) -> None:
+        print(f"{what} ...", file=sys.stderr)
+
+    report = benchmark(args.models, args.batch, args.input_size, args.dtype, args.compile, args.device,
+                       args.baseline, args.warmup, args.repeats, progress=say)
+    if args.csv:
+        try:
+            Path(args.csv).write_text(to_csv(report))
+        except OSError as error:
+            raise ExplorerError(f"Cannot write {args.csv} ({error.strerror}); choose another path.") from error
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return
+    print(format_report(report), file=sys.stderr)
+    if args.csv:
+        print(f"results written to {args.csv}", file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +123,24 @@ def _parser() -> argparse.ArgumentParser:
     cam.add_argument("--target", default=None, help="class index or name to explain (default: the top class)")
     cam.add_argument("--out", required=True, help="where to write the float32 map (.npy)")
     cam.set_defaults(run=_cam)
+
+    bench = commands.add_parser("bench", help="images per second, beside the paper's A100 figures (Table 12)")
+    bench.add_argument("models", nargs="*", metavar="MODEL", default=list(DEFAULT_MODELS),
+                       help=f"registry names (default: {' '.join(DEFAULT_MODELS)})")
+    batches = ", ".join(f"{batch} on {kind}" for kind, batch in DEFAULT_BATCH.items())
+    bench.add_argument("--batch", type=int, default=None, help=f"images per pass (default: {batches})")
+    bench.add_argument("--input-size", type=int, default=None, help="square input side (default: each model's)")
+    bench.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default=None,
+                       help="precision (default: tf32 on an Ampere or newer GPU, as in the paper; else fp32)")
+    bench.add_argument("--compile", action="store_true", help="torch.compile each model first (slow to start)")
+    bench.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: the best one here)")
+    bench.add_argument("--baseline", action="store_true",
+                       help="also measure timm's plain path (fp32, contiguous, eager) and give the speed-up")
+    bench.add_argument("--warmup", type=int, default=WARMUP, help=f"untimed passes first (default {WARMUP})")
+    bench.add_argument("--repeats", type=int, default=REPEATS, help=f"timed passes, median taken (default {REPEATS})")
+    bench.add_argument("--csv", default=None, metavar="FILE", help="also write the results as CSV")
+    bench.add_argument("--json", action="store_true", help="print one JSON document")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -3,12 +3,12 @@
 `open_image` decodes a file completely (so a damaged file fails here, with a sentence, not later),
 after refusing decompression bombs, extreme strips and formats outside a short list from the header;
 `to_rgb` turns any PIL image upright and into 8-bit RGB; `preprocess` applies the model's timm
-transform; `predict` runs the model and returns the top-k.
+transform; `predict` runs the model and returns the top-k, on the device and in the precision asked
+for (`explorer.device`: the best device here by default).
 """
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from dataclasses import dataclass
 from typing import IO, NamedTuple
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from explorer.device import Precision, RunOptions, exclusive, guard_memory, pick_device, runner, timed
 from explorer.weights import LoadedModel
 from explorer.zoo import ExplorerError
 
@@ -131,15 +132,27 @@ def preprocess(image: Image.Image, data_config: dict) -> torch.Tensor:
     return transform(to_rgb(image)).unsqueeze(0)  # (3, H, W) -> (1, 3, H, W)
 
 
-def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str = "cpu") -> Prediction:
-    """The `topk` most probable classes of `image` (all classes when there are fewer)."""
+def _forward(loaded: LoadedModel, batch: torch.Tensor, options: RunOptions) -> tuple[torch.Tensor, float]:
+    """Logits on the CPU, and the seconds of the forward pass on the device."""
+    with exclusive():
+        run = runner(loaded.model, options, tuple(batch.shape))  # prepared and warmed up once
+        placed = run.place(batch)
+        logits, seconds = timed(lambda: run(placed), options.device)  # (1, num_classes)
+        return logits.float().cpu(), seconds
+
+
+def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str | None = None, *,
+            precision: str | Precision = Precision.FP32, channels_last: bool = True,
+            compile: bool = False) -> Prediction:
+    """The `topk` most probable classes of `image` (all classes when there are fewer), computed on
+    `device` (None: CUDA, else MPS, else the CPU) in `precision`, optionally compiled."""
     if topk < 1:
         raise ExplorerError(f"--topk must be at least 1, not {topk}.")
-    batch = preprocess(image, loaded.data_config).to(device)
-    with loaded.lock, torch.inference_mode():
-        model = loaded.model.to(device)
-        start = time.perf_counter()
-        logits = model(batch)  # (1, num_classes)
-        latency_ms = (time.perf_counter() - start) * 1000
+    options = RunOptions(pick_device(device), Precision.parse(precision), channels_last, compile)
+    batch = preprocess(image, loaded.data_config)
+    with loaded.lock:  # attribution may be running the same model in another request
+        logits, seconds = guard_memory(lambda: _forward(loaded, batch, options), options.device,
+                                       f"{loaded.name} at {batch.shape[-1]}x{batch.shape[-2]}",
+                                       "choose a smaller model or another device")
     top = top_classes(logits, loaded.labels, topk)
-    return Prediction(loaded.name, loaded.weights, str(device), round(latency_ms, 3), top)
+    return Prediction(loaded.name, loaded.weights, str(options.device), round(seconds * 1000, 3), top)

@@ -122,7 +122,7 @@ def family_pairs(table: str, name: str, value: str, setting: Callable[[dict[str,
 
 def throughput_pairs() -> list[tuple]:
     """Table 12's size pairs on an A100: ("B @384", Swin's images/s, ConvNeXt's images/s)."""
-    pairs = family_pairs("a100_throughput", "paper_name", "imgs_per_s", lambda row: size_suffix(int(row["input_size"])))
+    pairs = family_pairs("a100_throughput", "paper_name", "images_per_s", lambda row: size_suffix(int(row["input_size"])))
     return [pair for pair in pairs if None not in pair]
 
 

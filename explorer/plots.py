@@ -1,4 +1,5 @@
-"""Plotly figures drawn from the data in `explorer.analysis`, `explorer.paper` and `explorer.inspect`."""
+"""Plotly figures drawn from the data in `explorer.analysis`, `explorer.paper`, `explorer.inspect` and
+`explorer.bench`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ import plotly.graph_objects as go
 from explorer.analysis import Summary
 
 if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
+    from explorer.bench import BenchReport
     from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
     from explorer.paper import FamilyPoint
 
@@ -266,4 +268,33 @@ def paired_bars(categories: list[str], series: dict[str, list[float | None]], ti
                     hovertemplate="%{x}: %{y}<extra>" + name + "</extra>")
     fig.update_layout(template=TEMPLATE, title=title, barmode="group", height=420, yaxis_title=axis,
                       legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+    return fig
+
+
+# --- throughput -----------------------------------------------------------------------------------
+
+MEASURED_COLOR, PLAIN_COLOR, PAPER_COLOR = "#1f77b4", "#aec7e8", "#ff7f0e"
+
+
+def throughput_chart(report: BenchReport) -> go.Figure:
+    """Images per second measured here beside the paper's A100 figures (log scale: a CPU and an A100
+    differ a hundredfold), each ConvNeXt/Swin ratio written above its ConvNeXt."""
+    measured, first = report.measurements, report.measurements[0]
+    titles = [m.title for m in measured]
+    settings = f"{first.precision}, {'compiled' if first.compiled else 'eager'}"
+    fig = go.Figure()
+    fig.add_bar(name=f"here ({settings})", x=titles, y=[m.images_per_s for m in measured],
+                marker_color=MEASURED_COLOR, hovertemplate="%{x}: %{y:,.1f} images/s<extra>%{fullData.name}</extra>")
+    if any(m.plain_images_per_s for m in measured):
+        fig.add_bar(name="here, timm's plain path (fp32, eager)", x=titles, y=[m.plain_images_per_s for m in measured],
+                    marker_color=PLAIN_COLOR, hovertemplate="%{x}: %{y:,.1f} images/s<extra>%{fullData.name}</extra>")
+    fig.add_bar(name="paper, A100 (TF32, channels-last)", x=titles, y=[m.paper_images_per_s for m in measured],
+                marker_color=PAPER_COLOR, hovertemplate="%{x}: %{y:,.1f} images/s<extra>%{fullData.name}</extra>")
+    for ratio in report.ratios:
+        fig.add_annotation(x=ratio.convnext, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                           text=f"/ {ratio.swin}: {ratio.measured:.2f}x here, {ratio.paper:.2f}x paper")
+    fig.update_layout(template=TEMPLATE, barmode="group", height=440,
+                      title=f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
+                      yaxis=dict(type="log", title="images per second (log scale)"),
+                      legend=dict(orientation="h", y=-0.15), margin=dict(t=80, b=10))
     return fig

@@ -145,3 +145,42 @@ def test_cam_with_an_unknown_layer_names_the_valid_ones(tmp_path):
                      str(tmp_path / "x.npy"))
     assert result.returncode == 2 and "layer4" in result.stderr
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_bench_json_and_csv_for_a_small_model(tmp_path):
+    import csv
+    import statistics
+
+    table = tmp_path / "throughput.csv"
+    result = run_cli("bench", "convnext_shapes", "--batch", "2", "--input-size", "64", "--warmup", "1",
+                     "--repeats", "3", "--device", "cpu", "--baseline", "--csv", str(table), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"measurements", "ratios"} and doc["ratios"] == []
+    measurement, = doc["measurements"]
+    assert measurement["model"] == "convnext_shapes" and measurement["batch"] == 2
+    assert measurement["input_size"] == 64 and measurement["precision"] == "fp32"
+    assert len(measurement["seconds"]) == 3
+    assert abs(measurement["images_per_s"] - 2 / statistics.median(measurement["seconds"])) < 1e-6
+    assert measurement["plain_images_per_s"] > 0 and measurement["speedup"] > 0
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 1 and rows[0]["model"] == "convnext_shapes"
+    assert abs(float(rows[0]["images_per_s"]) - measurement["images_per_s"]) < 0.01
+
+
+def test_bench_text_goes_to_stderr():
+    result = run_cli("bench", "convnext_shapes", "--batch", "1", "--input-size", "64", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and "images/s" in result.stderr
+
+
+def test_bench_refuses_tf32_on_the_cpu_in_one_line():
+    result = run_cli("bench", "convnext_shapes", "--device", "cpu", "--dtype", "tf32")
+    assert result.returncode == 2 and "TF32" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bench_refuses_an_empty_batch_in_one_line():
+    result = run_cli("bench", "convnext_shapes", "--batch", "0")
+    assert result.returncode == 2 and "at least 1 image" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

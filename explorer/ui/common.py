@@ -1,5 +1,6 @@
 """What every tab shares: turning a person's mistake into a message instead of a traceback, an image
-upload that reaches the handler untouched, and the limit on events that run a model."""
+upload that reaches the handler untouched, the limit on events that run a model, the model picker,
+and the device and precision choosers."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +9,7 @@ from collections.abc import Callable
 import gradio as gr
 from PIL import Image
 
+from explorer.device import AUTO, Precision, available_devices
 from explorer.inference import open_image
 from explorer.zoo import ExplorerError, ModelSpec, specs_by_family
 
@@ -67,3 +69,14 @@ def uploaded_image(path: str | None) -> Image.Image:
     if not path:
         raise ExplorerError("Upload an image first, or click one of the examples.")
     return open_image(path)
+
+
+def device_inputs(prefix: str, precision: Precision = Precision.FP32) -> tuple[gr.Dropdown, gr.Radio]:
+    """A device chooser (auto: CUDA, then MPS, then the CPU; or any device this machine has) and a
+    precision chooser (fp32, TF32 on NVIDIA Ampere or newer, bf16 autocast)."""
+    devices = available_devices()
+    device = gr.Dropdown([(f"{AUTO} ({devices[0]})", AUTO)] + [(kind, kind) for kind in devices], value=AUTO,
+                         label="Device", elem_id=f"{prefix}-device")
+    choice = gr.Radio([p.value for p in Precision], value=precision.value, label="Precision",
+                      elem_id=f"{prefix}-precision")
+    return device, choice

@@ -1,12 +1,15 @@
-"""Predict tab: classify an uploaded image with any model and any weights, and say which weights."""
+"""Predict tab: classify an uploaded image with any model and any weights, on any device and in any
+precision, and say which weights were used and how long the forward pass took."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
+import torch
 
+from explorer.device import Precision, RunOptions, device_label
 from explorer.inference import predict
-from explorer.ui.common import MODEL_EVENTS, ImageFile, friendly, model_choices, uploaded_image
+from explorer.ui.common import MODEL_EVENTS, ImageFile, device_inputs, friendly, model_choices, uploaded_image
 from explorer.weights import (BUNDLED, PRETRAINED, WeightsUnavailableError, bundled_available, load,
                               pretrained_cached)
 from explorer.zoo import ExplorerError
@@ -40,11 +43,14 @@ def load_chosen(name: str, source: str, checkpoint: str | None):
 
 
 @friendly
-def classify(name: str, source: str, checkpoint: str | None, image: str | None):
-    prediction = predict(load_chosen(name, source, checkpoint), uploaded_image(image), topk=5)
+def classify(name: str, source: str, checkpoint: str | None, image: str | None, device: str = "auto",
+             precision: str = "fp32", compile: bool = False):
+    prediction = predict(load_chosen(name, source, checkpoint), uploaded_image(image), topk=5, device=device,
+                         precision=precision, compile=compile)
     scores = {f"{top.label} ({top.index})": top.prob for top in prediction.top}
-    info = (f"**{prediction.model}** with **{prediction.weights}** on {prediction.device}: "
-            f"{prediction.latency_ms:.1f} ms for the forward pass.")
+    how = RunOptions(torch.device(prediction.device), Precision.parse(precision), compile=compile).describe()
+    info = (f"**{prediction.model}** with **{prediction.weights}** on {device_label(torch.device(prediction.device))} "
+            f"({how}): {prediction.latency_ms:.1f} ms for the forward pass.")
     return scores, info
 
 
@@ -73,6 +79,10 @@ def build_predict_tab() -> None:
             with gr.Column():
                 image = ImageFile(label="Image", elem_id="predict-image", height=300)
                 model, source, checkpoint = weights_inputs("predict", default_model(), model_choices())
+                with gr.Accordion("Device and precision", open=False):
+                    device, precision = device_inputs("predict")
+                    compile = gr.Checkbox(False, label="torch.compile (the first run of each model compiles: slow)",
+                                          elem_id="predict-compile")
                 run = gr.Button("Classify", variant="primary", elem_id="predict-run")
             with gr.Column():
                 scores = gr.Label(num_top_classes=5, label="Top 5", elem_id="predict-scores")
@@ -80,4 +90,4 @@ def build_predict_tab() -> None:
         examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
         if examples:
             gr.Examples(examples, inputs=image)
-    run.click(classify, [model, source, checkpoint, image], [scores, info], **MODEL_EVENTS)
+    run.click(classify, [model, source, checkpoint, image, device, precision, compile], [scores, info], **MODEL_EVENTS)
