@@ -1,6 +1,5 @@
-"""What every tab shares: turning a person's mistake into a message instead of a traceback, an image
-upload that reaches the handler untouched, the limit on events that run a model, the model picker,
-and the device and precision choosers."""
+"""What every tab shares: turning a person's mistake into a message instead of a traceback, the limit
+on events that run a model, the model picker, and the device and precision choosers."""
 from __future__ import annotations
 
 import functools
@@ -29,28 +28,6 @@ def friendly(handler: Callable) -> Callable:
             raise gr.Error(str(error), print_exception=False) from None
 
     return wrapped
-
-
-class ImageFile(gr.Image):
-    """An image upload handed to the handler as the uploaded file's path, untouched.
-
-    gr.Image opens every upload with PIL, converts it to RGB and saves it again before the handler
-    runs, so a damaged file or a decompression bomb failed inside gradio with a traceback (and a
-    bomb was decoded in full) before `open_image` could refuse it with a sentence; 16-bit, CMYK and
-    transparent images lost what `to_rgb` does for them."""
-
-    is_template = True  # drawn by the frontend as a gr.Image
-
-    def __init__(self, **kwargs):
-        super().__init__(type="filepath", image_mode=None, **kwargs)
-
-    def get_config(self, cls=None):
-        return super().get_config(cls or gr.Image)  # the page's settings are gr.Image's parameters
-
-    def preprocess(self, payload):
-        if payload is None or payload.path is None:  # nothing, or a data: URL gradio decodes itself
-            return super().preprocess(payload)
-        return payload.path
 
 
 def spec_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:

@@ -14,7 +14,8 @@ from explorer.attribution import METHOD_TITLES, AttributionResult, attribute, ca
 from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_models, distance_profiles, \
     stage_activations, stem_filters
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
-from explorer.ui.common import MODEL_EVENTS, ImageFile, friendly, model_choices, uploaded_image
+from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
+from explorer.ui.image_file import ImageFile
 from explorer.ui.predict import EXAMPLES_DIR, default_model, load_chosen, weights_inputs
 from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
 from explorer.zoo import get_spec

@@ -9,7 +9,8 @@ import torch
 
 from explorer.device import Precision, RunOptions, device_label
 from explorer.inference import predict
-from explorer.ui.common import MODEL_EVENTS, ImageFile, device_inputs, friendly, model_choices, uploaded_image
+from explorer.ui.common import MODEL_EVENTS, device_inputs, friendly, model_choices, uploaded_image
+from explorer.ui.image_file import ImageFile
 from explorer.weights import (BUNDLED, PRETRAINED, WeightsUnavailableError, bundled_available, load,
                               pretrained_cached)
 from explorer.zoo import ExplorerError
