@@ -22,7 +22,7 @@ from explorer.roadmap import get_step, roadmap_table, step_name, steps, what_if
 from explorer.ui.common import friendly
 from explorer.ui.inside import paper_or_random
 from explorer.weights import BUNDLED, bundled_available, load
-from explorer.zoo import build_model, get_spec, specs_by_family
+from explorer.zoo import IN1K_CLASSES, build_model, get_spec, specs_by_family
 
 STORAGE_KEY = "convnext-explorer-lesson"
 TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "Blocks", "predict": "Predict",
@@ -174,12 +174,13 @@ def _resnextify_panel() -> Panel:
     return Panel([width], [gr.Markdown(), gr.Plot(show_label=False)], show_width)
 
 
-def _inverted_panel() -> Panel:
+def _stage_panel(show: Callable) -> Panel:
+    """A stage slider, a line of text and two figures side by side."""
     stage = gr.Slider(1, 4, value=1, step=1, label="Stage")
     line = gr.Markdown()
     with gr.Row():
-        before, after = gr.Plot(show_label=False), gr.Plot(show_label=False)
-    return Panel([stage], [line, before, after], show_inverted)
+        left, right = gr.Plot(show_label=False), gr.Plot(show_label=False)
+    return Panel([stage], [line, left, right], show)
 
 
 def _kernel_panel() -> Panel:
@@ -194,7 +195,7 @@ def _micro_panel() -> Panel:
 
 def _family_panel() -> Panel:
     with gr.Row():
-        convnexts = [s for s in specs_by_family()["ConvNeXt"] if s.num_classes == 1000 and s.input_size == 224]
+        convnexts = [s for s in specs_by_family()["ConvNeXt"] if s.num_classes == IN1K_CLASSES and s.input_size == 224]
         model = gr.Radio([(s.label, s.name) for s in convnexts], value=convnexts[0].name, label="Model")
         size = gr.Radio([224, 384], value=224, label="Input size")
     return Panel([model, size], [gr.Markdown(), gr.HTML()], show_family)
@@ -205,18 +206,16 @@ def _beyond_panel() -> Panel:
     return Panel([table], [gr.Plot(show_label=False)], show_beyond)
 
 
-def _inside_panel() -> Panel:
-    stage = gr.Slider(1, 4, value=1, step=1, label="Stage")
-    line = gr.Markdown()
-    with gr.Row():
-        kernels, profile = gr.Plot(show_label=False), gr.Plot(show_label=False)
-    return Panel([stage], [line, kernels, profile], show_inside)
-
-
 PANELS: dict[str, Callable[[], Panel]] = {
-    "results": _results_panel, "macro": _macro_panel, "resnextify": _resnextify_panel,
-    "inverted": _inverted_panel, "kernel": _kernel_panel, "micro": _micro_panel, "family": _family_panel,
-    "beyond": _beyond_panel, "inside": _inside_panel,
+    "results": _results_panel,
+    "macro": _macro_panel,
+    "resnextify": _resnextify_panel,
+    "inverted": lambda: _stage_panel(show_inverted),
+    "kernel": _kernel_panel,
+    "micro": _micro_panel,
+    "family": _family_panel,
+    "beyond": _beyond_panel,
+    "inside": lambda: _stage_panel(show_inside),
 }
 
 
