@@ -200,6 +200,11 @@ def _layers(root: nn.Module):
             yield name, module
 
 
+def of_kind(layers: list[LayerRow] | tuple[LayerRow, ...], kind: str) -> tuple[str, ...]:
+    """What the layers of one kind are, in forward order: of_kind(rows, "norm") -> ("LayerNorm",)."""
+    return tuple(layer.detail for layer in layers if layer.kind == kind)
+
+
 def trace_layers(root: nn.Module, forward: Callable[[], object]) -> list[LayerRow]:
     """The layers under `root` with their output shapes, recorded while `forward()` runs."""
     rows: list[LayerRow] = []

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from explorer.analysis import LayerRow, paper_gflops, trace_layers
+from explorer.analysis import LayerRow, of_kind, paper_gflops, trace_layers
 from explorer.blocks import EXPANSION, Block
 from explorer.roadmap import get_step
 from explorer.zoo import ExplorerError
@@ -130,8 +130,7 @@ def report(key: str, width: int, resolution: int) -> BlockReport:
     return BlockReport(
         key=design.key, title=design.title, origin=design.origin, input_shape=shape, layers=tuple(layers),
         params=sum(p.numel() for p in block.parameters()), gflops=paper_gflops(counter.get_total_flops()),
-        norms=tuple(layer.detail for layer in layers if layer.kind == "norm"),
-        activations=tuple(layer.detail for layer in layers if layer.kind == "act"),
+        norms=of_kind(layers, "norm"), activations=of_kind(layers, "act"),
         spatial=_spatial(block), expansion=_expansion(block, width))
 
 

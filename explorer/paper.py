@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from explorer.analysis import summarize
+from explorer.roadmap import get_step
 from explorer.zoo import IN1K_CLASSES, REGISTRY, ModelSpec
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "assets" / "paper"
@@ -86,8 +87,6 @@ def size_suffix(input_size: int) -> str:
 def imagenet_results(pretraining: str) -> list[dict]:
     """ConvNeXt and Swin (Table 12) and ResNet-50 (Figure 2): the paper's ImageNet-1K top-1 against
     the counted GFLOPs. `pretraining` is "in1k" or "in22k" (pre-trained on 22K, fine-tuned on 1K)."""
-    from explorer.roadmap import get_step  # the roadmap imports this module's neighbours; import on use
-
     points = []
     for row in read_table("a100_throughput"):
         top1 = row[f"top1_{pretraining}"]

@@ -78,7 +78,7 @@ def html_table(summary: Summary, previous: Summary | None = None) -> str:
     return f'<table class="stage-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _counted(layers: tuple[str, ...]) -> str:
+def counted(layers: tuple[str, ...]) -> str:
     """("BatchNorm2d", "BatchNorm2d") -> "2 BatchNorm2d"."""
     return ", ".join(f"{layers.count(kind)} {kind}" for kind in dict.fromkeys(layers)) or "none"
 
@@ -90,8 +90,8 @@ BLOCK_ROWS = {  # row label -> the cell of one BlockReport; the marked rows are 
     "GFLOPs": lambda r: f"{r.gflops:.4f}",
     "spatial mixing": lambda r: r.spatial,
     "inner width": lambda r: f"{r.expansion:g} C",
-    "norms": lambda r: _counted(r.norms),
-    "activations": lambda r: _counted(r.activations),
+    "norms": lambda r: counted(r.norms),
+    "activations": lambda r: counted(r.activations),
     "layers": lambda r: str(len(r.layers)),
 }
 DESIGN_ROWS = ("spatial mixing", "inner width", "norms", "activations")  # highlighted where they differ

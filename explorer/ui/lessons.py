@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from explorer.analysis import default_block, summarize, trace_block
+from explorer.analysis import default_block, of_kind, summarize, trace_block
 from explorer.inspect import depthwise_kernels, distance_profiles
 from explorer.lessons import lessons, text
 from explorer.paper import PAIRED, family_pairs, imagenet_results, throughput_pairs
 from explorer.plots import (block_diagram, distance_chart, kernel_grid, paired_bars, results_chart, roadmap_chart,
-                            sweep_chart)
-from explorer.report import html_table, paper_comparison
+                            stage_bars, sweep_chart)
+from explorer.report import counted, html_table, paper_comparison
 from explorer.roadmap import get_step, roadmap_table, step_name, steps, what_if
 from explorer.ui.common import friendly
 from explorer.ui.inside import paper_or_random
@@ -66,8 +66,6 @@ def show_results(pretraining: str):
 
 
 def show_macro(step_id: str, metric: str):
-    from explorer.plots import stage_bars
-
     summaries = [summarize(step_name("resnet50")), summarize(step_name(step_id))]
     return _step_line(step_id), stage_bars(summaries, metric)
 
@@ -104,10 +102,8 @@ def show_kernel(size: int):
 
 def show_micro(step_id: str):
     block, layers = _block_of(step_id)
-    norms = [layer.detail for layer in layers if layer.kind == "norm"]
-    acts = [layer.detail for layer in layers if layer.kind == "act"]
-    counts = (f"One block ({block}) has {len(norms)} norm layer{'s' * (len(norms) != 1)} "
-              f"({', '.join(norms)}) and {len(acts)} activation{'s' * (len(acts) != 1)} ({', '.join(acts)}).")
+    counts = (f"One block ({block}) has norm layers: {counted(of_kind(layers, 'norm'))}; "
+              f"activations: {counted(of_kind(layers, 'act'))}.")
     return f"{_step_line(step_id)}\n\n{counts}", block_diagram(layers, f"{get_step(step_id).title}: one block")
 
 
