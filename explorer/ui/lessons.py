@@ -28,6 +28,9 @@ STORAGE_KEY = "convnext-explorer-lesson"
 TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "Blocks", "predict": "Predict",
               "inside": "Look inside", "bench": "Benchmark"}
 INPUT_SIZE = 224
+# A panel's redraws run one at a time, in the order asked: a drawing started by Next must not land
+# after (and overwrite) the one for a choice the reader made while it was running.
+PANEL_EVENTS = {"concurrency_id": "lesson-panel", "concurrency_limit": 1}
 WIDTHS = [48, 64, 80, 96, 112, 128]
 KERNELS = {3: "move_dw", 5: "kernel5", 7: "kernel7", 9: "kernel9", 11: "kernel11"}  # size -> its roadmap step
 
@@ -268,7 +271,7 @@ def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, ro
                         _link(link, tab, lesson.steps, tabs, roadmap_position)
             show = friendly(panel.show)
             for control in panel.inputs:
-                control.change(show, panel.inputs, panel.outputs, trigger_mode="always_last")
+                control.change(show, panel.inputs, panel.outputs, trigger_mode="always_last", **PANEL_EVENTS)
             columns.append(column)
             fills.append((_only_for(number, show, len(panel.outputs)), [index, *panel.inputs], panel.outputs))
 
@@ -276,7 +279,7 @@ def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, ro
         """After `event` has set the lesson number: its heading and text, then its panel."""
         shown = event.then(header, index, [heading, body, shows, *columns])
         for fill, inputs, outputs in fills:
-            shown.then(fill, inputs, outputs)
+            shown.then(fill, inputs, outputs, **PANEL_EVENTS)
 
     # Stepping is instant (no queue) and remembered in the browser; drawing follows.
     then_show(back.click(lambda i: (_clamp(i - 1),) * 2, index, [index, saved], queue=False))
