@@ -163,12 +163,16 @@ def sample(seed: int, index: int, side: int) -> ShapeImage:
     return make_image(index % len(CLASSES), side, np.random.default_rng([seed, index]))
 
 
-def to_tensor(image: np.ndarray, net: ShapesNet = SHAPES_NET) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float, normalized with the model's mean and std."""
-    x = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)  # (H, W, 3) -> (3, H, W)
+def normalize(pixels: torch.Tensor, net: ShapesNet = SHAPES_NET) -> torch.Tensor:
+    """(..., 3, H, W) uint8 pixels -> float, scaled to 0..1 and normalized with the model's mean and std."""
     mean = torch.tensor(net.mean).view(3, 1, 1)
     std = torch.tensor(net.std).view(3, 1, 1)
-    return (x - mean) / std
+    return (pixels.float().div_(255) - mean) / std
+
+
+def to_tensor(image: np.ndarray, net: ShapesNet = SHAPES_NET) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float, normalized with the model's mean and std."""
+    return normalize(torch.from_numpy(image).permute(2, 0, 1), net)
 
 
 class ShapesDataset(torch.utils.data.Dataset):
