@@ -62,7 +62,8 @@ def _cam(args: argparse.Namespace) -> None:
     result = attribute(load(args.model, args.weights), open_image(args.image), args.method, args.layer, args.target)
     np.save(args.out, result.map.astype(np.float32))
     print(f"{result.method} of '{result.label}' at {result.layer or 'the input'}: "
-          f"{result.map.shape[0]}x{result.map.shape[1]} map written to {args.out}", file=sys.stderr)
+          f"{result.map.shape[0]}x{result.map.shape[1]} map in {result.seconds:.2f} s, written to {args.out}",
+          file=sys.stderr)
 
 
 def _bench(args: argparse.Namespace) -> None:
