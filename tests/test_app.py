@@ -30,3 +30,34 @@ def test_architecture_handler_overlays_a_second_model():
     headline, rows, params_fig, gflops_fig = show("convnext_tiny", 224, "swin_tiny_patch4_window7_224")
     assert "ConvNeXt-T" in headline and "Swin-T" in headline
     assert len(gflops_fig.data) == 2 and rows[-1][0] == "total"
+
+
+def test_the_image_tabs_open_on_the_paper_model_when_its_weights_are_here(monkeypatch):
+    from pathlib import Path
+
+    from PIL import Image
+
+    import explorer.ui.predict as predict_tab
+    from explorer.weights import PRETRAINED
+
+    monkeypatch.setattr(predict_tab, "pretrained_cached", lambda name: name == "convnext_tiny")
+    start = predict_tab.opening()
+    assert (start.model, start.weights) == ("convnext_tiny", PRETRAINED)
+    assert {Path(file).stem for file in start.examples} == {"cheetah", "cheetah1", "lion"}
+    for file in start.examples:  # real photos on disk, so they work offline
+        assert min(Image.open(file).size) >= 200
+
+
+def test_offline_the_image_tabs_open_on_the_bundled_model_and_its_shapes(monkeypatch):
+    from pathlib import Path
+
+    import explorer.ui.predict as predict_tab
+    from explorer.shapes import CLASSES
+
+    monkeypatch.setattr(predict_tab, "pretrained_cached", lambda name: False)
+    monkeypatch.setattr(predict_tab, "bundled_available", lambda: True)
+    start = predict_tab.opening()
+    assert (start.model, start.weights) == ("convnext_shapes", "default")
+    assert {Path(file).stem.split("-")[0] for file in start.examples} == set(CLASSES)
+    monkeypatch.setattr(predict_tab, "bundled_available", lambda: False)
+    assert predict_tab.opening().model == "convnext_tiny"  # random weights, and the tab says so

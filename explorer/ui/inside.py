@@ -16,7 +16,7 @@ from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_mode
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
 from explorer.ui.image_file import ImageFile
-from explorer.ui.predict import EXAMPLES_DIR, default_model, load_chosen, weights_inputs
+from explorer.ui.predict import Opening, load_chosen, opening, weights_inputs
 from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
 from explorer.zoo import get_spec
 
@@ -137,12 +137,12 @@ def side_by_side(image: str | None, progress=gr.Progress()):
 
 # --- layout -------------------------------------------------------------------------------------
 
-def _filters_section(tab: gr.Tab, default: str) -> None:
+def _filters_section(tab: gr.Tab, start: Opening) -> None:
     gr.Markdown("### Filters\nThe depthwise kernels of one block (blue negative, red positive, one color "
                 "scale for all), how their weight falls off away from the center, and the stem's filters.")
     with gr.Row():
         with gr.Column(scale=1):
-            model, source, checkpoint = weights_inputs("inside-filter", default, [(get_spec(default).label, default)])
+            model, source, checkpoint = weights_inputs("inside-filter", start, [(get_spec(start.model).label, start.model)])
             stage = gr.Dropdown([], label="Stage", elem_id="inside-stage")
             block = gr.Dropdown([], label="Block", elem_id="inside-block")
             sort = gr.Checkbox(False, label="Strongest kernels first (L2 norm)")
@@ -158,16 +158,15 @@ def _filters_section(tab: gr.Tab, default: str) -> None:
     tab.select(filter_models, None, model)
 
 
-def _image_sections(default: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
     gr.Markdown("### Your image\nOne model and one image for the activations and the attribution below.")
     with gr.Row():
         with gr.Column(scale=1):
-            model, source, checkpoint = weights_inputs("inside", default, model_choices())
+            model, source, checkpoint = weights_inputs("inside", start, model_choices())
         with gr.Column(scale=1):
             image = ImageFile(label="Image", elem_id="inside-image")
-            examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
-            if examples:
-                gr.Examples(examples, inputs=image)
+            if start.examples:
+                gr.Examples(list(start.examples), inputs=image)
     loaded_inputs = [model, source, checkpoint]
 
     gr.Markdown("### Activations\nEach stage's output for the image: its shape, and its most active channels.")
@@ -207,9 +206,9 @@ def _image_sections(default: str) -> tuple[gr.Dropdown, gr.Dropdown]:
 
 
 def build_inside_tab(demo: gr.Blocks) -> None:
-    default = default_model()
+    start = opening()
     with gr.Tab("Look inside", id="inside") as tab:
         gr.Markdown(INTRO)
-        _filters_section(tab, default)
-        model, layer = _image_sections(default)
+        _filters_section(tab, start)
+        model, layer = _image_sections(start)
     demo.load(layer_choices, model, layer)

@@ -2,10 +2,12 @@
 precision, and say which weights were used and how long the forward pass took."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import torch
+from gradio.media import get_image
 
 from explorer.device import Precision, RunOptions, device_label
 from explorer.inference import predict
@@ -17,6 +19,9 @@ from explorer.zoo import ExplorerError
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 ONLINE_DEFAULT = "convnext_tiny"
+# Photos of ImageNet classes that ship with gradio (two cheetahs, class 293, and a lion, 291): the
+# examples when the paper's ImageNet weights are on this machine.
+IMAGENET_EXAMPLES = ("cheetah.jpg", "cheetah1.jpg", "lion.jpg")
 INTRO = "Classify an image. The paper's ImageNet weights come from the hub when this machine is online. "
 BUNDLED_READY = ("The bundled **ConvNeXt-Shapes**, trained by this project on generated images of eight "
                  "shapes, works offline.")
@@ -55,31 +60,42 @@ def classify(name: str, source: str, checkpoint: str | None, image: str | None, 
     return scores, info
 
 
-def weights_inputs(prefix: str, default: str, choices) -> tuple[gr.Dropdown, gr.Radio, gr.File]:
+@dataclass(frozen=True)
+class Opening:
+    """What the image tabs show when the app opens."""
+
+    model: str  # registry name
+    weights: str  # "default" or PRETRAINED, as in WEIGHT_CHOICES
+    examples: tuple[str, ...]  # example image files
+
+
+def opening() -> Opening:
+    """The paper's ConvNeXt-T with ImageNet photos when its weights are on this machine; else the
+    bundled model with its generated shapes; ConvNeXt-T with random weights only if both are missing."""
+    shapes = tuple(sorted(str(path) for path in EXAMPLES_DIR.glob("*.png")))
+    if pretrained_cached(ONLINE_DEFAULT):
+        return Opening(ONLINE_DEFAULT, PRETRAINED, tuple(get_image(name) for name in IMAGENET_EXAMPLES))
+    return Opening(BUNDLED if bundled_available() else ONLINE_DEFAULT, "default", shapes)
+
+
+def weights_inputs(prefix: str, start: Opening, choices) -> tuple[gr.Dropdown, gr.Radio, gr.File]:
     """A model picker and the weights choice; the file upload shows only when a file is chosen."""
-    model = gr.Dropdown(choices, value=default, label="Model", elem_id=f"{prefix}-model")
-    source = gr.Radio(WEIGHT_CHOICES, value="default", label="Weights", elem_id=f"{prefix}-weights")
+    model = gr.Dropdown(choices, value=start.model, label="Model", elem_id=f"{prefix}-model")
+    source = gr.Radio(WEIGHT_CHOICES, value=start.weights, label="Weights", elem_id=f"{prefix}-weights")
     checkpoint = gr.File(label="Checkpoint file", file_types=[".safetensors", ".pth", ".pt", ".bin"],
                          type="filepath", visible=False, elem_id=f"{prefix}-checkpoint")
     source.change(lambda choice: gr.update(visible=choice == "file"), source, checkpoint)
     return model, source, checkpoint
 
 
-def default_model() -> str:
-    """The paper's ConvNeXt-T when its weights are on this machine, else the bundled model; ConvNeXt-T
-    with random weights only if the bundled files are missing too."""
-    if pretrained_cached(ONLINE_DEFAULT) or not bundled_available():
-        return ONLINE_DEFAULT
-    return BUNDLED
-
-
 def build_predict_tab() -> None:
+    start = opening()
     with gr.Tab("Predict", id="predict"):
         gr.Markdown(INTRO + (BUNDLED_READY if bundled_available() else BUNDLED_MISSING))
         with gr.Row():
             with gr.Column():
                 image = ImageFile(label="Image", elem_id="predict-image", height=300)
-                model, source, checkpoint = weights_inputs("predict", default_model(), model_choices())
+                model, source, checkpoint = weights_inputs("predict", start, model_choices())
                 with gr.Accordion("Device and precision", open=False):
                     device, precision = device_inputs("predict")
                     compile = gr.Checkbox(False, label="torch.compile (the first run of each model compiles: slow)",
@@ -88,7 +104,6 @@ def build_predict_tab() -> None:
             with gr.Column():
                 scores = gr.Label(num_top_classes=5, label="Top 5", elem_id="predict-scores")
                 info = gr.Markdown(elem_id="predict-info")
-        examples = sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
-        if examples:
-            gr.Examples(examples, inputs=image)
+        if start.examples:
+            gr.Examples(list(start.examples), inputs=image)
     run.click(classify, [model, source, checkpoint, image, device, precision, compile], [scores, info], **MODEL_EVENTS)
