@@ -17,6 +17,19 @@ The architecture is `shapes.SHAPES_NET`, the same one the zoo builds. The recipe
   steps at 64 px on two CPU cores). So during training a 1x1 convolution on each of the first three
   stages also predicts how much of each cell the object covers, against the generator's mask. These
   heads are dropped before saving: the saved model is a plain timm ConvNeXt.
+- **Grad-CAM is taught to point.** Trained on labels and masks alone, the model classified well
+  (0.970 top-1 after 13,000 steps) but its Grad-CAM at CAM_LAYER peaked on the object in only 28% of
+  images, most misses a cell beside it. So the fine-tune at the input size also minimizes
+  `pointing_loss`: Grad-CAM of the true class, computed as captum does but kept differentiable, should
+  put its soft-max mass on the cells whose centre lies on the object (the "right for the right
+  reasons" idea: supervise the explanation with the object's mask). 1,000 such steps from that model
+  gave pointing 0.982. The pointing figure of this model is therefore trained for, not emergent.
+- **Layer scale starts at 1.** ConvNeXt multiplies each block's output by a learned per-channel
+  `gamma`, which timm starts at 1e-6 so that a deep network begins as the identity. With five blocks
+  there is nothing to stabilize, and from 1e-6 the blocks spend the first thousands of steps growing
+  into the network: from `--layer-scale-init 1` held-out top-1 was 0.535 after 4,000 steps at 64 px,
+  from timm's 1e-6 0.457. The value only sets where training starts; the saved model has the same
+  keys either way.
 - AdamW; each phase has a linear warm-up and a cosine decay, from `--lr` and `--fine-tune-lr`.
 
 With `--checkpoint FILE` the run saves its state every `--checkpoint-every` steps (and measures top-1
@@ -52,7 +65,9 @@ from torch.nn import functional as F
 from explorer.shapes import CLASSES, SHAPES_NET, ShapesDataset, build_shapes_convnext, normalize, sample
 
 NAME = "convnext_shapes"
-CAM_LAYER = "stages.2"  # stage 3 (8x8 at 128): stage 4's 4x4 grid is too coarse to point reliably
+CAM_STAGE = 2  # stage 3 (8x8 at 128): stage 4's 4x4 grid is too coarse to point reliably
+CAM_LAYER = f"stages.{CAM_STAGE}"
+CAM_SHARPNESS = 3.0  # the pointing loss's soft-max runs over the map divided by its spread, times this
 LAST_STAGE = "stages.3"
 MASK_STAGES = (0, 1, 2)  # the stages whose features also predict the object's mask while training
 TRAIN_SEED = 0
@@ -93,6 +108,38 @@ class MaskHeads(nn.Module):
             guess = head(features[stage])
             total = total + F.binary_cross_entropy_with_logits(guess, F.adaptive_avg_pool2d(masks, guess.shape[-2:]))
         return total
+
+
+def grad_cam(logits: torch.Tensor, stage: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N, h, w) Grad-CAM of each image's `labels` class at `stage` (a tensor `logits` was computed
+    from), before the ReLU, as captum's LayerGradCam computes it: the stage's channels weighted by their
+    mean gradient. It stays differentiable, so a loss can be put on it."""
+    score = logits.gather(1, labels[:, None]).sum()
+    grads, = torch.autograd.grad(score, stage, create_graph=True)  # (N, C, h, w)
+    return (grads.mean((2, 3), keepdim=True) * stage).sum(1)  # (N, C, h, w) -> (N, h, w)
+
+
+def pointing_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """How far Grad-CAM maps (N, h, w) are from peaking on the object of masks (N, 1, H, W).
+
+    Minus the log of each map's soft-max mass on the cells whose centre pixel lies on the object, the
+    pixel the pointing measure reads; images with no such cell are skipped.
+    """
+    cell = masks.shape[-1] // cam.shape[-1]
+    on_object = (masks[:, 0, cell // 2::cell, cell // 2::cell] > 0.5).flatten(1)  # (N, h*w)
+    cam = cam.flatten(1)  # (N, h, w) -> (N, h*w)
+    z = CAM_SHARPNESS * cam / (cam.std(1, keepdim=True) + 1e-6)
+    inside = torch.logsumexp(z.masked_fill(~on_object, float("-inf")), 1) - torch.logsumexp(z, 1)
+    counted = on_object.any(1)
+    return -inside[counted].sum() / max(1, int(counted.sum()))
+
+
+def start_layer_scale(model: nn.Module, value: float) -> None:
+    """Set every block's layer-scale `gamma` to `value` before training."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".gamma"):
+                parameter.fill_(value)
 
 
 def forward_with_stages(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -190,6 +237,8 @@ def train(model: nn.Module, args: argparse.Namespace, device: torch.device) -> f
         images, masks, labels = images.to(device), masks.to(device), labels.to(device)
         logits, features = forward_with_stages(model, images)
         loss = F.cross_entropy(logits, labels) + args.mask_weight * heads.loss(features, masks)
+        if side == SHAPES_NET.input_size and args.pointing_weight:
+            loss = loss + args.pointing_weight * pointing_loss(grad_cam(logits, features[CAM_STAGE], labels), masks)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
@@ -275,6 +324,8 @@ def model_card(args: argparse.Namespace, seconds: float, device: torch.device, m
         "lr": args.lr,
         "fine_tune_lr": args.fine_tune_lr,
         "mask_weight": args.mask_weight,
+        "layer_scale_init": args.layer_scale_init,
+        "pointing_weight": args.pointing_weight,
         "device": device_name(device),
         "top1": round(measured.top1, 4),
         "pointing": round(measured.pointing, 4),
@@ -310,6 +361,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-steps", type=int, default=500)
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--mask-weight", type=float, default=1.0, help="weight of the mask loss (0: labels only)")
+    parser.add_argument("--pointing-weight", type=float, default=1.0,
+                        help="weight of the Grad-CAM pointing loss in the fine-tune at the input size (0: none)")
+    parser.add_argument("--layer-scale-init", type=float, default=1.0, help="every block's gamma at the start (timm: 1e-6)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed of the training images and weights")
@@ -329,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    model = build_shapes_convnext().to(device)
+    model = build_shapes_convnext()
+    start_layer_scale(model, args.layer_scale_init)
+    model = model.to(device)
     print(f"training {NAME} on {device_name(device)}: depths {SHAPES_NET.depths}, dims {SHAPES_NET.dims}, "
           f"input {SHAPES_NET.input_size}, {sum(p.numel() for p in model.parameters()):,} parameters",
           file=sys.stderr, flush=True)

@@ -193,5 +193,6 @@ def test_the_default_target_is_the_top_class_from_the_same_forward_pass():
         assert default.target == default.top[0].index and len(default.top) == 5
         explicit = attribute(loaded, picture(3), method, target=default.target)
         np.testing.assert_allclose(default.map, explicit.map, atol=1e-5)
-        probs = torch.softmax(loaded.model(preprocess(picture(3), loaded.data_config)), dim=-1)[0]
+        with torch.no_grad():
+            probs = torch.softmax(loaded.model(preprocess(picture(3), loaded.data_config)), dim=-1)[0]
         assert default.top[0].prob == pytest.approx(float(probs.max()), rel=1e-4)

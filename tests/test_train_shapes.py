@@ -12,7 +12,7 @@ from explorer.shapes import CLASSES, normalize, sample
 from explorer.train_shapes import Pool, draw_pool, symmetric_batch
 from explorer.zoo import build_model
 
-TINY_RUN = ["--steps", "4", "--full-res-steps", "0", "--low-res", "32", "--pool", "16", "--batch-size", "8",
+TINY_RUN = ["--steps", "4", "--full-res-steps", "2", "--low-res", "32", "--pool", "16", "--batch-size", "8",
             "--warmup-steps", "2", "--eval-images", "8", "--log-every", "1", "--threads", "1"]
 
 
@@ -80,3 +80,32 @@ def test_a_batch_turns_each_mask_with_its_image():
         assert torch.equal(masks[0, 0], moved(torch.from_numpy(item.mask).float(), *match[0]))
         seen.add(match[0])
     assert len(seen) >= 6  # the batches really are turned, in most of the eight ways
+
+
+def test_the_training_grad_cam_is_captums_before_the_relu():
+    from captum.attr import LayerGradCam
+
+    from explorer.shapes import ShapesDataset
+    from explorer.train_shapes import CAM_LAYER, CAM_STAGE, forward_with_stages, grad_cam
+
+    torch.manual_seed(0)
+    model = build_model("convnext_shapes").eval()
+    images, _, labels = ShapesDataset(5, 4).batch(0, 4)
+    logits, features = forward_with_stages(model, images)
+    ours = grad_cam(logits, features[CAM_STAGE], labels)
+    theirs = LayerGradCam(model, model.get_submodule(CAM_LAYER)).attribute(images, target=labels,
+                                                                            relu_attributions=False)[:, 0]
+    assert ours.shape == theirs.shape == (4, 8, 8)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_the_pointing_loss_rewards_a_map_that_peaks_on_the_object():
+    from explorer.train_shapes import pointing_loss
+
+    masks = torch.zeros(1, 1, 128, 128)
+    masks[..., 32:64, 32:64] = 1  # cells (2, 2), (2, 3), (3, 2), (3, 3) of the 8x8 grid have their centre on it
+    on, off = torch.zeros(1, 8, 8), torch.zeros(1, 8, 8)
+    on[0, 2, 3], off[0, 6, 6] = 5.0, 5.0
+    assert pointing_loss(on, masks) < 0.1 < 2.0 < pointing_loss(off, masks)
+    assert pointing_loss(on, torch.ones_like(masks)).item() == pytest.approx(0.0, abs=1e-6)  # all on the object
+    assert pointing_loss(off, torch.zeros_like(masks)).item() == 0.0  # no cell on the object: not counted
