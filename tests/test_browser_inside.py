@@ -27,6 +27,27 @@ def test_upload_an_image_and_get_a_gradcam_overlay(page, tmp_path):
     page.screenshot(path="/tmp/inside-gradcam.png", full_page=True)
 
 
+def test_click_a_bundled_example_and_the_trained_model_names_and_finds_the_shape(page):
+    page.get_by_role("tab", name="Look inside").click()
+    expect(page.locator("#inside-filter-info")).to_contain_text("ConvNeXt-Shapes", timeout=90_000)  # opens on it
+    page.locator("button.gallery-item:visible").nth(6).click()  # the examples sort by name: the seventh is the star
+    expect(page.locator("#inside-image img")).to_be_visible(timeout=30_000)
+    page.locator("#inside-explain").click()
+    expect(page.locator("#inside-explain-info")).to_contain_text("Grad-CAM at stages.2 for 'star'", timeout=90_000)
+    expect(page.locator("#inside-scores")).to_contain_text("star")
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)
+
+
+def test_small_overlays_are_enlarged_for_the_page():
+    from explorer.ui.inside import SHOWN_SIDE, explain
+    from explorer.ui.predict import EXAMPLES_DIR
+
+    shown, scores, _classes, info = explain("convnext_shapes", "default", None, str(EXAMPLES_DIR / "ring-0.png"),
+                                            "gradcam", None, "", progress=lambda *args, **kwargs: None)
+    assert shown.shape == (SHOWN_SIDE, SHOWN_SIDE, 3) and shown.dtype == np.uint8  # from the model's 128 px
+    assert max(scores, key=scores.get) == "ring (5)" and "stages.2" in info
+
+
 def test_handlers_turn_mistakes_into_messages():
     import gradio as gr
     import pytest

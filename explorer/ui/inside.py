@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from explorer.attribution import METHOD_TITLES, AttributionResult, attribute, cam_layers, default_cam_layer, overlay
 from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_models, distance_profiles, \
@@ -21,6 +23,7 @@ from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, l
 from explorer.zoo import get_spec
 
 STAGES_DRAWN = 4  # activation plots: every registry layout has four stages
+SHOWN_SIDE = 384  # overlays smaller than this (the bundled model's 128 px) are enlarged to it for the page
 SIDE_BY_SIDE = ("resnet50", "swin_tiny_patch4_window7_224", "convnext_tiny")  # the paper's three families
 STEM_REFERENCE = "resnet50"  # whose 7x7 stem is shown next to the chosen model's
 RETRY_HUB_AFTER_S = 300.0  # after the hub failed, use random init without asking it again for this long
@@ -53,6 +56,16 @@ def _stage_choices(blocks: dict[int, list[int]]) -> list[tuple[str, int]]:
 
 def _block_choices(blocks: dict[int, list[int]], stage: int) -> list[tuple[str, int]]:
     return [(f"block {block + 1}", block) for block in blocks[stage]]
+
+
+def _shown(result: AttributionResult) -> np.ndarray:
+    """The overlay at the model's input size, enlarged (bicubic) for the page when it is small."""
+    blended = overlay(result)
+    scale = SHOWN_SIDE / max(blended.shape[:2])
+    if scale <= 1:
+        return blended
+    size = (round(blended.shape[1] * scale), round(blended.shape[0] * scale))
+    return np.asarray(Image.fromarray(blended).resize(size, Image.Resampling.BICUBIC))
 
 
 def _described(loaded: LoadedModel) -> str:
@@ -120,7 +133,7 @@ def explain(name: str, source: str, checkpoint: str | None, image: str | None, m
     scores = {f"{guess.label} ({guess.index})": guess.prob for guess in result.top}
     classes = [("top-1", "")] + [(f"{guess.label} ({guess.index})", str(guess.index)) for guess in result.top]
     value = target if any(target == value for _, value in classes) else ""
-    return overlay(result), scores, gr.update(choices=classes, value=value), f"{_described(loaded)}: {_caption(result)}."
+    return _shown(result), scores, gr.update(choices=classes, value=value), f"{_described(loaded)}: {_caption(result)}."
 
 
 @friendly
@@ -130,7 +143,7 @@ def side_by_side(image: str | None, progress=gr.Progress()):
     for name in progress.tqdm(SIDE_BY_SIDE, desc="Grad-CAM in three families"):
         loaded, weights = paper_or_random(name)
         result = attribute(loaded, picture, "gradcam")
-        gallery.append((overlay(result), f"{get_spec(name).label}: {_caption(result)}"))
+        gallery.append((_shown(result), f"{get_spec(name).label}: {_caption(result)}"))
         lines.append(f"- **{get_spec(name).label}** at {result.layer}: {weights}.")
     return gallery, "\n".join(lines)
 
