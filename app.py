@@ -14,7 +14,7 @@ from explorer.ui.blocks import build_blocks_tab
 from explorer.ui.bench import build_bench_tab
 from explorer.ui.inside import build_inside_tab
 from explorer.ui.lessons import build_lessons_tab, lesson_memory
-from explorer.ui.predict import build_predict_tab
+from explorer.ui.predict import build_predict_tab, opening
 from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
@@ -33,13 +33,14 @@ modernized, one design decision at a time, into ConvNeXt, with every number coun
 with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(HEADER)
     lesson_position = lesson_memory()
+    start = opening()  # one choice of model, weights and examples for both image tabs
     with gr.Tabs() as tabs:
         build_architecture_tab(demo)
         roadmap_position = build_roadmap_tab(demo)
         build_lessons_tab(demo, lesson_position, tabs, roadmap_position)  # its links open the other tabs
         build_blocks_tab(demo)
-        build_predict_tab()
-        build_inside_tab(demo)
+        build_predict_tab(start)
+        build_inside_tab(demo, start)
         build_bench_tab()
 
 

@@ -18,7 +18,7 @@ from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_mode
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
 from explorer.ui.image_file import ImageFile
-from explorer.ui.predict import Opening, load_chosen, opening, weights_inputs
+from explorer.ui.predict import Opening, load_chosen, weights_inputs
 from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
 from explorer.zoo import get_spec
 
@@ -218,8 +218,7 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
     return model, layer
 
 
-def build_inside_tab(demo: gr.Blocks) -> None:
-    start = opening()
+def build_inside_tab(demo: gr.Blocks, start: Opening) -> None:
     with gr.Tab("Look inside", id="inside") as tab:
         gr.Markdown(INTRO)
         _filters_section(tab, start)

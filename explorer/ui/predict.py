@@ -72,9 +72,9 @@ class Opening:
 def opening() -> Opening:
     """The paper's ConvNeXt-T with ImageNet photos when its weights are on this machine; else the
     bundled model with its generated shapes; ConvNeXt-T with random weights only if both are missing."""
-    shapes = tuple(sorted(str(path) for path in EXAMPLES_DIR.glob("*.png")))
     if pretrained_cached(ONLINE_DEFAULT):
         return Opening(ONLINE_DEFAULT, PRETRAINED, tuple(get_image(name) for name in IMAGENET_EXAMPLES))
+    shapes = tuple(sorted(str(path) for path in EXAMPLES_DIR.glob("*.png")))
     return Opening(BUNDLED if bundled_available() else ONLINE_DEFAULT, "default", shapes)
 
 
@@ -88,8 +88,7 @@ def weights_inputs(prefix: str, start: Opening, choices) -> tuple[gr.Dropdown, g
     return model, source, checkpoint
 
 
-def build_predict_tab() -> None:
-    start = opening()
+def build_predict_tab(start: Opening) -> None:
     with gr.Tab("Predict", id="predict"):
         gr.Markdown(INTRO + (BUNDLED_READY if bundled_available() else BUNDLED_MISSING))
         with gr.Row():
