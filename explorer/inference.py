@@ -2,8 +2,9 @@
 
 `open_image` decodes a file completely (so a damaged file fails here, with a sentence, not later),
 after refusing decompression bombs, extreme strips and formats outside a short list from the header;
-`to_rgb` turns any PIL image upright and into 8-bit RGB; `preprocess` applies the model's timm
-transform; `predict` runs the model and returns the top-k, on the device and in the precision asked
+`to_rgb` turns any PIL image upright and into 8-bit RGB; `pad_to_square` adds a border of the
+image's own edge color to make it square; `preprocess` applies the model's timm transform (after the
+padding, for a model whose card asks for it, so that nothing of the image is cropped away); `predict` runs the model and returns the top-k, on the device and in the precision asked
 for (`explorer.device`: the best device here by default).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explorer.device import Precision, RunOptions, exclusive, guard_memory, pick_device, runner, timed
-from explorer.weights import LoadedModel
+from explorer.weights import PAD_TO_SQUARE, LoadedModel
 from explorer.zoo import ExplorerError
 
 MAX_PIXELS = 40_000_000  # larger images are refused: 40 megapixels is far above any model's input
@@ -124,12 +125,36 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def border_color(image: Image.Image) -> tuple[int, int, int]:
+    """The median color of the outermost row and column of pixels on every side of an RGB image."""
+    pixels = np.asarray(image)
+    edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])  # (2W + 2H, 3)
+    return tuple(int(c) for c in np.median(edge, axis=0))
+
+
+def pad_to_square(image: Image.Image) -> Image.Image:
+    """An RGB image centred on a square of its own border color, as wide as its long side (a square
+    image comes back as it is): the whole picture survives a square resize, undistorted."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new("RGB", (side, side), border_color(image))
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
 def preprocess(image: Image.Image, data_config: dict) -> torch.Tensor:
-    """A batch of one, (1, 3, H, W), made by the model's timm eval transform."""
+    """A batch of one, (1, 3, H, W), made by the model's timm eval transform; first padded to a
+    square when `data_config[PAD_TO_SQUARE]` says so."""
     from timm.data import create_transform
 
-    transform = create_transform(**data_config)
-    return transform(to_rgb(image)).unsqueeze(0)  # (3, H, W) -> (1, 3, H, W)
+    config = dict(data_config)
+    image = to_rgb(image)
+    if config.pop(PAD_TO_SQUARE, False):
+        image = pad_to_square(image)
+    transform = create_transform(**config)
+    return transform(image).unsqueeze(0)  # (3, H, W) -> (1, 3, H, W)
 
 
 def _forward(loaded: LoadedModel, batch: torch.Tensor, options: RunOptions) -> tuple[torch.Tensor, float]:

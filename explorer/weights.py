@@ -401,11 +401,17 @@ def class_names(num_classes: int) -> tuple[str, ...]:
     return tuple(info.index_to_description(index) for index in range(num_classes))
 
 
+PAD_TO_SQUARE = "pad_to_square"  # data_config key: pad to a square before timm's transform (see inference)
+
+
 def _card_data_config(card: Mapping[str, Any]) -> dict[str, Any]:
     size = card["input_size"]
     height, width = (size, size) if isinstance(size, int) else size[-2:]
-    return {"input_size": (3, height, width), "interpolation": "bilinear", "mean": tuple(card["mean"]),
-            "std": tuple(card["std"]), "crop_pct": 1.0, "crop_mode": "center"}
+    config = {"input_size": (3, height, width), "interpolation": "bilinear", "mean": tuple(card["mean"]),
+              "std": tuple(card["std"]), "crop_pct": 1.0, "crop_mode": "center"}
+    if card.get("resize") == "pad":  # pad non-square images to a square instead of cropping them
+        config[PAD_TO_SQUARE] = True
+    return config
 
 
 def _labels_and_data_config(name: str, model: nn.Module) -> tuple[tuple[str, ...], dict[str, Any]]:
