@@ -132,14 +132,15 @@ def border_color(image: Image.Image) -> tuple[int, int, int]:
     return tuple(int(c) for c in np.median(edge, axis=0))
 
 
-def pad_to_square(image: Image.Image) -> Image.Image:
-    """An RGB image centred on a square of its own border color, as wide as its long side (a square
-    image comes back as it is): the whole picture survives a square resize, undistorted."""
+def pad_to_square(image: Image.Image, fill: int | tuple[int, ...] | None = None) -> Image.Image:
+    """The image centred on a square as wide as its long side, filled with `fill` (default: the RGB
+    image's own border color); a square image comes back as it is. The whole picture then survives
+    a square resize, undistorted."""
     width, height = image.size
     if width == height:
         return image
     side = max(width, height)
-    square = Image.new("RGB", (side, side), border_color(image))
+    square = Image.new(image.mode, (side, side), border_color(image) if fill is None else fill)
     square.paste(image, ((side - width) // 2, (side - height) // 2))
     return square
 

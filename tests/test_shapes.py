@@ -2,7 +2,8 @@
 
 Accuracy and pointing are measured on images from a fresh random seed at every run; the seed is
 printed, so a failure can be reproduced with `ShapesDataset(SEED, 400)`. Grad-CAM is computed here
-with captum directly, independent of the project's own attribution code.
+with captum directly, independent of the project's own attribution code. Top-1 is also measured on
+drawings made by this suite's own routine (`tests/drawings.py`), fed through the app's preprocessing.
 """
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.shapes import CLASSES, MAX_SIZE, MIN_SIZE, SHAPES_NET, ShapesDataset, sample
+from explorer.shapes import CLASSES, DRAWINGS, EXAMPLES, SHAPES_NET, Recipe, ShapesDataset, _shape_masks, sample
 from explorer.zoo import build_model, get_spec
+from tests.drawings import CLASSES as DRAWN_CLASSES
+from tests.drawings import drawn_set
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 WEIGHTS = WEIGHTS_DIR / "convnext_shapes.safetensors"
 CARD = WEIGHTS_DIR / "convnext_shapes.json"
 MAX_BYTES = 20 * 1024 * 1024
 EVAL_IMAGES = 400
-MIN_TOP1, MIN_POINTING = 0.97, 0.85
+MIN_TOP1, MIN_POINTING = 0.97, 0.90
+MIN_DRAWN_TOP1, DRAWN_PER_CLASS = 0.95, 25
 CARD_KEYS = {"name", "classes", "input_size", "mean", "std", "depths", "dims", "command", "train_seconds",
              "device", "top1", "pointing", "cam_layer", "eval_images", "seed"}
 SIDE = SHAPES_NET.input_size
@@ -64,21 +68,71 @@ def _boundary_outside(mask: np.ndarray, width: int = 2) -> np.ndarray:
 
 @pytest.mark.parametrize("label", range(len(CLASSES)), ids=CLASSES)
 def test_masks_cover_the_drawn_shape_and_nothing_else(label):
+    low, high = EXAMPLES.sizes
     for index in range(label, label + 8 * 12, 8):
-        item = sample(21, index, SIDE)
+        item = sample(21, index, SIDE, EXAMPLES)  # filled, square, sharp: the mask can be checked by color
         mask, pixels = item.mask, item.image.astype(float)
         assert mask.any() and not mask.all()
         assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())  # whole shape in view
         rows, cols = np.nonzero(mask)
         extent = max(np.ptp(rows), np.ptp(cols)) + 1
-        # the shape is MIN_SIZE..MAX_SIZE of the side before rotation; rotated, its box side lies
-        # between 1/sqrt(2) of that (the box's diagonal spans the shape) and sqrt(2) times it
-        assert MIN_SIZE * SIDE / np.sqrt(2) - 2 <= extent <= MAX_SIZE * SIDE * np.sqrt(2) + 2
+        # the shape is low..high of the side before rotation; rotated, its box side lies between
+        # 1/sqrt(2) of that (the box's diagonal spans the shape) and sqrt(2) times it
+        assert low * SIDE / np.sqrt(2) - 2 <= extent <= high * SIDE * np.sqrt(2) + 2
         # inside: one color plus pixel noise; just outside: clearly another color
-        inside = pixels[mask]
+        inside = pixels[_shrunk(mask)]
         assert inside.std(axis=0).max() < 25
         outside = pixels[_boundary_outside(mask)]
         assert np.median(np.linalg.norm(outside - inside.mean(axis=0), axis=1)) > 40
+
+
+def _shrunk(mask: np.ndarray) -> np.ndarray:
+    """The mask less its outermost pixels (drawn edges are smoothed, so they blend with the background)."""
+    return mask & ~_boundary_outside(~mask, 1)
+
+
+@pytest.mark.parametrize("label", [i for i, name in enumerate(CLASSES) if name != "ring"],
+                         ids=[name for name in CLASSES if name != "ring"])
+def test_an_outline_paints_a_stroke_and_masks_what_it_encloses(label):
+    outlines = Recipe(outline_share=1.0, wobble_share=0.0, sizes=(0.5, 0.8))
+    painted, mask = _shape_masks(label, 256, 256, outlines, np.random.default_rng(label))
+    assert (painted <= mask).all()  # the stroke is part of the object ...
+    assert painted.sum() < 0.7 * mask.sum()  # ... but most of the object is the paper it encloses
+    cy, cx = (np.array(np.nonzero(mask)).mean(axis=1)).round().astype(int)
+    if CLASSES[label] != "star":  # a star's centroid lies in its middle, inside the outline
+        assert mask[cy, cx] and not painted[cy, cx]
+    filled, filled_mask = _shape_masks(label, 256, 256, Recipe(outline_share=0.0), np.random.default_rng(label))
+    assert np.array_equal(filled, filled_mask)
+
+
+def test_a_ring_is_always_a_filled_band():
+    ring = CLASSES.index("ring")
+    painted, mask = _shape_masks(ring, 256, 256, Recipe(outline_share=1.0, wobble_share=0.0), np.random.default_rng(0))
+    assert np.array_equal(painted, mask)
+    cy, cx = np.array(np.nonzero(mask)).mean(axis=1).round().astype(int)
+    assert not mask[cy, cx]  # the hole
+
+
+def test_a_non_square_canvas_is_padded_with_its_border_color_not_cropped():
+    wide_and_clean = Recipe(non_square_share=1.0, plain_share=1.0, blur_share=0.0, jpeg_share=0.0, noise=(0.0, 0.0))
+    for index in range(16):
+        item = sample(5, index, SIDE, wide_and_clean)
+        pixels = item.image.astype(int)
+        rows_flat = [np.ptp(pixels[r], axis=0).max() == 0 and (pixels[r] == pixels[0, 0]).all() for r in (0, 1)]
+        cols_flat = [np.ptp(pixels[:, c], axis=0).max() == 0 and (pixels[:, c] == pixels[0, 0]).all() for c in (0, 1)]
+        assert all(rows_flat) or all(cols_flat)  # a band of one color on two sides
+        assert item.mask.any()  # the shape survived
+
+
+def test_the_training_recipe_draws_what_people_draw():
+    """Over many images, the recipe's shares show up: outlines, plain paper, small and large shapes."""
+    items = [sample(9, index, 64) for index in range(400)]
+    areas = np.array([item.mask.mean() for item in items])
+    assert areas.min() < 0.01 and areas.max() > 0.3  # from a small mark to most of the frame
+    corners = np.array([item.image[[0, 0, -1, -1], [0, -1, 0, -1]].astype(float) for item in items])
+    plain = np.ptp(corners, axis=1).max(axis=1) < 20  # four corners of one color (noise aside)
+    assert 0.3 < plain.mean() < 0.9
+    assert DRAWINGS.outline_share > 0 and DRAWINGS.sizes[0] <= 0.1 and DRAWINGS.sizes[1] >= 0.9
 
 
 def test_dataset_gives_normalized_tensors_and_batches_with_masks():
@@ -183,3 +237,48 @@ def test_accuracy_on_fresh_images(fresh_eval):
 def test_grad_cam_points_at_the_object(fresh_eval, card):
     assert card["cam_layer"] in ("stages.2", "stages.3")  # the last stage or the one before it
     assert fresh_eval[1] >= MIN_POINTING
+
+
+def test_the_drawing_routine_of_this_suite_knows_the_same_classes():
+    assert DRAWN_CLASSES == CLASSES
+
+
+@pytest.fixture(scope="module")
+def drawn_top1() -> float:
+    """Top-1 of the bundled model, loaded and preprocessed as the app does, on a fresh drawn set."""
+    from explorer.inference import preprocess
+    from explorer.weights import load
+
+    seed = random.SystemRandom().randrange(2**31)
+    print(f"\nconvnext_shapes evaluated on drawn_set(seed={seed}, per_class={DRAWN_PER_CLASS})")
+    loaded = load("convnext_shapes")
+    drawings = drawn_set(seed, DRAWN_PER_CLASS)
+    batch = torch.cat([preprocess(item.image, loaded.data_config) for item in drawings])
+    with torch.no_grad():
+        guesses = loaded.model(batch).argmax(1).tolist()
+    wrong = [f"{item.description} -> {CLASSES[guess]}" for item, guess in zip(drawings, guesses) if guess != item.label]
+    print(f"top-1 {1 - len(wrong) / len(drawings):.4f}; wrong: " + "; ".join(wrong))
+    return 1 - len(wrong) / len(drawings)
+
+
+@needs_weights
+def test_accuracy_on_drawings_made_by_another_routine(drawn_top1):
+    assert drawn_top1 >= MIN_DRAWN_TOP1
+
+
+@needs_weights
+def test_the_card_asks_for_padding_and_preprocessing_pads(card):
+    from PIL import Image
+
+    from explorer.inference import preprocess
+    from explorer.weights import load
+
+    assert card["resize"] == "pad"
+    loaded = load("convnext_shapes")
+    wide = Image.new("RGB", (400, 200), (255, 255, 255))
+    wide.paste((255, 0, 0), (0, 0, 40, 200))  # a red bar at the far left, which a center crop cuts away
+    pixels = preprocess(wide, loaded.data_config)[0]  # (3, 128, 128)
+    mean, std = torch.tensor(card["mean"]).view(3, 1, 1), torch.tensor(card["std"]).view(3, 1, 1)
+    rgb = (pixels * std + mean).clamp(0, 1)
+    assert rgb[0, 64, 3] > 0.9 and rgb[1, 64, 3] < 0.1  # the bar is still there, at the left
+    assert rgb[:, 10, 64].min() > 0.9  # white padding above the picture
