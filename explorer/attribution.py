@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.inference import TopClass, preprocess, top_classes
+from explorer.inference import TopClass, input_image, preprocess, top_classes
 from explorer.weights import BUNDLED, LoadedModel, WeightsUnavailableError, bundled_card
 from explorer.zoo import ExplorerError, StageLayout, get_spec
 
@@ -216,14 +216,6 @@ def class_index(loaded: LoadedModel, target: int | str | None) -> int | None:
             return index
     raise AttributionError(f"{loaded.name} has no class called '{target}'; give a class index "
                            f"(0 to {count - 1}) or one of its class names.")
-
-
-def input_image(batch: torch.Tensor, data_config: dict) -> np.ndarray:
-    """The preprocessed (1, 3, H, W) batch back in RGB, (H, W, 3) uint8, as the model saw it."""
-    mean = torch.tensor(data_config["mean"]).view(3, 1, 1)
-    std = torch.tensor(data_config["std"]).view(3, 1, 1)
-    rgb = (batch[0].detach() * std + mean).clamp(0, 1)  # (3, H, W) in [0, 1]
-    return (rgb.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # (H, W, 3)
 
 
 def _check_method(method: str) -> str:

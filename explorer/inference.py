@@ -4,14 +4,17 @@
 after refusing decompression bombs, extreme strips and formats outside a short list from the header;
 `to_rgb` turns any PIL image upright and into 8-bit RGB; `pad_to_square` adds a border of the
 image's own edge color to make it square; `preprocess` applies the model's timm transform (after the
-padding, for a model whose card asks for it, so that nothing of the image is cropped away); `predict` runs the model and returns the top-k, on the device and in the precision asked
-for (`explorer.device`: the best device here by default).
+padding, for a model whose card asks for it, so that nothing of the image is cropped away) and
+`input_image` turns its batch back into the picture the model saw; `predict` runs the model and
+returns the top-k with that picture, on the device and in the precision asked for
+(`explorer.device`: the best device here by default); `is_blank` says whether an image is one flat
+color (an empty drawing canvas).
 """
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, NamedTuple
 
 import numpy as np
@@ -64,6 +67,7 @@ class Prediction:
     device: str
     latency_ms: float  # forward pass only, preprocessing excluded
     top: tuple[TopClass, ...]  # most probable first
+    image: np.ndarray = field(compare=False, repr=False)  # (H, W, 3) uint8: the preprocessed input as the model saw it (not in the JSON)
 
     def to_json(self) -> dict:
         return {"model": self.model, "weights": self.weights, "device": self.device,
@@ -158,6 +162,20 @@ def preprocess(image: Image.Image, data_config: dict) -> torch.Tensor:
     return transform(image).unsqueeze(0)  # (3, H, W) -> (1, 3, H, W)
 
 
+def input_image(batch: torch.Tensor, data_config: dict) -> np.ndarray:
+    """The preprocessed (1, 3, H, W) batch back in RGB, (H, W, 3) uint8, as the model saw it."""
+    mean = torch.tensor(data_config["mean"]).view(3, 1, 1)
+    std = torch.tensor(data_config["std"]).view(3, 1, 1)
+    rgb = (batch[0].detach() * std + mean).clamp(0, 1)  # (3, H, W) in [0, 1]
+    return (rgb.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # (H, W, 3)
+
+
+def is_blank(image: Image.Image) -> bool:
+    """Whether every pixel of the image, in RGB over white, has one and the same color."""
+    low, high = zip(*to_rgb(image).getextrema())  # per channel (min, max) -> all mins, all maxes
+    return low == high
+
+
 def _forward(loaded: LoadedModel, batch: torch.Tensor, options: RunOptions) -> tuple[torch.Tensor, float]:
     """Logits on the CPU, and the seconds of the forward pass on the device."""
     with exclusive():
@@ -181,4 +199,5 @@ def predict(loaded: LoadedModel, image: Image.Image, topk: int = 5, device: str 
                                        f"{loaded.name} at {batch.shape[-1]}x{batch.shape[-2]}",
                                        "choose a smaller model or another device")
     top = top_classes(logits, loaded.labels, topk)
-    return Prediction(loaded.name, loaded.weights, str(options.device), round(seconds * 1000, 3), top)
+    return Prediction(loaded.name, loaded.weights, str(options.device), round(seconds * 1000, 3), top,
+                      input_image(batch, loaded.data_config))

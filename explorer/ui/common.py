@@ -42,9 +42,9 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def uploaded_image(path: str | None) -> Image.Image:
-    """The image a person uploaded (or an example they clicked), opened safely."""
+    """The image a person uploaded (or an example they clicked, or their drawing), opened safely."""
     if not path:
-        raise ExplorerError("Upload an image first, or click one of the examples.")
+        raise ExplorerError("Upload an image first, draw one, or click one of the examples.")
     return open_image(path)
 
 

@@ -17,7 +17,7 @@ from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_mode
     stage_activations, stem_filters
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
-from explorer.ui.image_file import ImageFile
+from explorer.ui.image_source import caveat, image_source
 from explorer.ui.predict import Opening, load_chosen, weights_inputs
 from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
 from explorer.zoo import get_spec
@@ -133,7 +133,8 @@ def explain(name: str, source: str, checkpoint: str | None, image: str | None, m
     scores = {f"{guess.label} ({guess.index})": guess.prob for guess in result.top}
     classes = [("top-1", "")] + [(f"{guess.label} ({guess.index})", str(guess.index)) for guess in result.top]
     value = target if any(target == value for _, value in classes) else ""
-    return _shown(result), scores, gr.update(choices=classes, value=value), f"{_described(loaded)}: {_caption(result)}."
+    info = f"{_described(loaded)}: {_caption(result)}.\n\n{caveat(loaded.name, picture)}"
+    return _shown(result), scores, gr.update(choices=classes, value=value), info
 
 
 @friendly
@@ -177,9 +178,8 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
         with gr.Column(scale=1):
             model, source, checkpoint = weights_inputs("inside", start, model_choices())
         with gr.Column(scale=1):
-            image = ImageFile(label="Image", elem_id="inside-image")
-            if start.examples:
-                gr.Examples(list(start.examples), inputs=image)
+            picture = image_source("inside", start.examples)
+    image = picture.image
     loaded_inputs = [model, source, checkpoint]
 
     gr.Markdown("### Activations\nEach stage's output for the image: its shape, and its most active channels.")
@@ -189,8 +189,8 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
         stage_plots = [gr.Plot(show_label=False) for _ in range(2)]
     with gr.Row():
         stage_plots += [gr.Plot(show_label=False) for _ in range(STAGES_DRAWN - 2)]
-    activations_button.click(show_activations, [*loaded_inputs, image], [*stage_plots, activations_info],
-                             **MODEL_EVENTS)
+    picture.on([activations_button.click], show_activations, [*loaded_inputs, image],
+               [*stage_plots, activations_info], **MODEL_EVENTS)
 
     gr.Markdown("### Attribution\nWhere the model looks for a class: Grad-CAM reads a stage, the other "
                 "methods work on the pixels (slower: Integrated Gradients and Occlusion run the model many times).")
@@ -206,15 +206,15 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
             blended = gr.Image(label="Attribution over the image", interactive=False, elem_id="inside-overlay")
             explain_info = gr.Markdown(elem_id="inside-explain-info")
     model.change(layer_choices, model, layer)
-    gr.on([explain_button.click, target.input], explain,
-          [*loaded_inputs, image, method, layer, target], [blended, scores, target, explain_info], **MODEL_EVENTS)
+    picture.on([explain_button.click, target.input], explain,
+               [*loaded_inputs, image, method, layer, target], [blended, scores, target, explain_info], **MODEL_EVENTS)
 
     gr.Markdown("### Side by side\nThe same image through ResNet-50, Swin-T and ConvNeXt-T, Grad-CAM at each "
                 "one's last stage, with the paper's weights where they can be reached.")
     compare_button = gr.Button("Compare the three families", elem_id="inside-compare")
     gallery = gr.Gallery(columns=3, height=360, label="Grad-CAM", elem_id="inside-gallery")
     compare_info = gr.Markdown(elem_id="inside-compare-info")
-    compare_button.click(side_by_side, image, [gallery, compare_info], **MODEL_EVENTS)
+    picture.on([compare_button.click], side_by_side, [image], [gallery, compare_info], **MODEL_EVENTS)
     return model, layer
 
 

@@ -3,8 +3,6 @@ precision, and say which weights were used and how long the forward pass took.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import gradio as gr
 import torch
 from gradio.media import get_image
@@ -12,12 +10,11 @@ from gradio.media import get_image
 from explorer.device import Precision, RunOptions, device_label
 from explorer.inference import predict
 from explorer.ui.common import MODEL_EVENTS, device_inputs, friendly, model_choices, uploaded_image
-from explorer.ui.image_file import ImageFile
+from explorer.ui.image_source import EXAMPLES_DIR, caveat, image_source
 from explorer.weights import (BUNDLED, PRETRAINED, WeightsUnavailableError, bundled_available, load,
                               pretrained_cached)
 from explorer.zoo import ExplorerError
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 ONLINE_DEFAULT = "convnext_tiny"
 # Photos of ImageNet classes that ship with gradio (two cheetahs, class 293, and a lion, 291): the
 # examples when the paper's ImageNet weights are on this machine.
@@ -51,13 +48,14 @@ def load_chosen(name: str, source: str, checkpoint: str | None):
 @friendly
 def classify(name: str, source: str, checkpoint: str | None, image: str | None, device: str = "auto",
              precision: str = "fp32", compile: bool = False):
-    prediction = predict(load_chosen(name, source, checkpoint), uploaded_image(image), topk=5, device=device,
+    picture = uploaded_image(image)
+    prediction = predict(load_chosen(name, source, checkpoint), picture, topk=5, device=device,
                          precision=precision, compile=compile)
     scores = {f"{top.label} ({top.index})": top.prob for top in prediction.top}
     how = RunOptions(torch.device(prediction.device), Precision.parse(precision), compile=compile).describe()
     info = (f"**{prediction.model}** with **{prediction.weights}** on {device_label(torch.device(prediction.device))} "
-            f"({how}): {prediction.latency_ms:.1f} ms for the forward pass.")
-    return scores, info
+            f"({how}): {prediction.latency_ms:.1f} ms for the forward pass.\n\n{caveat(prediction.model, picture)}")
+    return scores, prediction.image, info
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ def build_predict_tab(start: Opening) -> None:
         gr.Markdown(INTRO + (BUNDLED_READY if bundled_available() else BUNDLED_MISSING))
         with gr.Row():
             with gr.Column():
-                image = ImageFile(label="Image", elem_id="predict-image", height=300)
+                picture = image_source("predict", start.examples, height=300)
                 model, source, checkpoint = weights_inputs("predict", start, model_choices())
                 with gr.Accordion("Device and precision", open=False):
                     device, precision = device_inputs("predict")
@@ -102,7 +100,8 @@ def build_predict_tab(start: Opening) -> None:
                 run = gr.Button("Classify", variant="primary", elem_id="predict-run")
             with gr.Column():
                 scores = gr.Label(num_top_classes=5, label="Top 5", elem_id="predict-scores")
+                seen = gr.Image(label="What the model saw (its input, after preprocessing)", interactive=False,
+                                height=200, elem_id="predict-seen")
                 info = gr.Markdown(elem_id="predict-info")
-        if start.examples:
-            gr.Examples(list(start.examples), inputs=image)
-    run.click(classify, [model, source, checkpoint, image, device, precision, compile], [scores, info], **MODEL_EVENTS)
+    picture.on([run.click], classify, [model, source, checkpoint, picture.image, device, precision, compile],
+               [scores, seen, info], **MODEL_EVENTS)
