@@ -22,11 +22,12 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from explorer.inference import predict as predict_image
-from explorer.ui import inside
+from explorer.ui.image_source import BRUSH_RADIUS, CANVAS_SIDE
+from explorer.ui import image_source, inside
 from explorer.ui import predict as predict_tab
 from explorer.weights import SAFETENSORS_SUFFIX, TORCH_SUFFIXES, load
 from tests.badfiles import (CHECKPOINT_MODEL, WORKS, Case, RunsCode, checkpoint_cases, encode, image_cases,
@@ -63,7 +64,7 @@ def side_by_side(image: str):
 
 # What each handler's result is compared by: the top-5 scores, the activation maps, the Grad-CAM overlay.
 def classify_result(image: str):
-    scores, _info = classify(image)
+    scores, _seen, _info = classify(image)
     return scores
 
 
@@ -148,6 +149,38 @@ def test_no_image_at_all_is_a_sentence():
             handler(None)
 
 
+def _canvas(strokes: list[list[tuple[int, int]]]) -> dict:
+    """A Sketchpad value as the Draw tab sends it: white, with black strokes."""
+    composite = Image.new("RGB", (CANVAS_SIDE, CANVAS_SIDE), "white")
+    pen = ImageDraw.Draw(composite)
+    for stroke in strokes:
+        pen.line(stroke, fill="black", width=2 * BRUSH_RADIUS)
+    return {"background": Image.new("RGB", composite.size, "white"), "layers": [composite], "composite": composite}
+
+
+DRAWINGS = {  # what a person may send from the canvas that is none of the eight shapes
+    "blank": [],
+    "scribble": [[(40, 300), (120, 60), (180, 350), (260, 90), (330, 320)]],
+    "a face": [[(120, 140), (130, 150)], [(270, 140), (280, 150)], [(110, 260), (200, 310), (290, 260)]],
+}
+
+
+@pytest.mark.parametrize("handler", IMAGE_HANDLERS)
+@pytest.mark.parametrize("drawn", DRAWINGS)
+def test_a_blank_or_senseless_drawing_gets_its_scores_and_a_blank_one_a_sentence(drawn, handler, tmp_path):
+    path = tmp_path / "drawing.png"
+    image_source.drawing(_canvas(DRAWINGS[drawn]), True).save(path)  # as the page hands it to the upload
+    *result, info = IMAGE_HANDLERS[handler](str(path))
+    assert result
+    if handler in ("classify", "explain"):  # the handlers that give scores say when there was nothing to score
+        assert (image_source.BLANK in info) == (drawn == "blank")
+
+
+def test_a_canvas_cleared_away_is_no_image():
+    with pytest.raises(gr.Error, match="Upload an image first, draw one"):
+        classify(image_source.drawing(None, True))
+
+
 # --- checkpoints through the Predict tab's file option ----------------------------------------------
 
 def test_the_hostile_payloads_do_run_code_when_unpickled_plainly(tmp_path):
@@ -175,7 +208,7 @@ def test_checkpoint_file_in_the_predict_tab(case, picture, tmp_path):
         reference = tmp_path / "reference.safetensors"
         save_file({key: value.float() if value.is_floating_point() else value
                    for key, value in case.reference_state().items()}, reference)
-        scores, info = classify(picture, "file", path)
+        scores, _seen, info = classify(picture, "file", path)
         assert case.name in info
         assert same(scores, classify(picture, "file", str(reference))[0])
     else:
@@ -187,7 +220,7 @@ def test_checkpoint_file_in_the_predict_tab(case, picture, tmp_path):
 
 def test_valid_requests_still_work_afterwards(picture, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # side by side tries the paper's weights first
-    scores, _ = classify(picture)
+    scores, _seen, _info = classify(picture)
     assert len(scores) == 5
     assert len(activations_result(picture)) > 0
     overlay, _ = explain_result(picture)
