@@ -71,6 +71,7 @@ def _erf(args: argparse.Namespace) -> None:
     import numpy as np
 
     from explorer.erf import NOISE, ErfRequest, compute_erf
+    from explorer.report import erf_table
 
     if (args.images is None) == (args.noise is None):
         raise ExplorerError("Give exactly one of --images DIR (a folder of images) and --noise N (N noise images).")
@@ -88,11 +89,9 @@ def _erf(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_json()))
         return
-    print(f"{result.label} ({result.model}), {result.weights}, {result.stage} at {result.input_size}x"
-          f"{result.input_size}, {result.images} images: {result.seconds:.2f} s")
-    print("    t   side  area ratio")
-    for ratio in result.ratios:
-        print(f"{ratio.threshold:5.2f}  {ratio.side:5d}  {ratio.ratio:10.4f}")
+    print(f"{result.label} at {result.input_size}x{result.input_size}: {result.seconds:.2f} s. Area ratio "
+          f"(side of the centred square, pixels) holding more than t of the log-scaled map:")
+    print(erf_table([result]))
 
 
 def _bench(args: argparse.Namespace) -> None:

@@ -46,8 +46,8 @@ BRANCHES_ON = "random-branches-on"  # random init with layer scale and zero-init
 NOISE, EXAMPLES = "noise", "examples"  # `images`: seeded noise pictures, or the bundled examples
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
-DEFAULT_IMAGES = 8
-DEFAULT_SEEDS = 3
+DEFAULT_IMAGES = 4  # noise pictures: with DEFAULT_SEEDS, 8 passes a model, about 5 s at 224 on 2 cores
+DEFAULT_SEEDS = 2
 MAX_IMAGES = 256  # per request; each is one forward and backward pass
 MAX_SEEDS = 16
 BATCH = 4  # images per pass: memory stays bounded, and a pass costs no more than four single ones
@@ -430,50 +430,77 @@ def cached_erf(request: ErfRequest, progress: Progress | None = None) -> ErfResu
 
 # --- comparisons --------------------------------------------------------------------------------
 
+KERNEL_SWEEP = ("roadmap:move_dw", "roadmap:kernel5", "roadmap:kernel7", "roadmap:kernel9", "roadmap:kernel11")
+FAMILIES = ("resnet50", "convnext_tiny", "swin_tiny_patch4_window7_224", "roadmap:resnet50", "roadmap:convnext_t")
+TRAINED = "trained"  # `comparison` weights: the bundled model's own, or the paper's for every other model
+COMPARISONS = {  # kind -> what a person reads
+    "kernel_sweep": "the roadmap's kernel sweep, 3x3 to 11x11",
+    "families": "ResNet-50, ConvNeXt-T and Swin-T, and the roadmap's start and end",
+    "stages": "stage by stage inside one model",
+    "trained": "random init against trained weights, one model",
+    "models": "the models I pick",
+}
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A set of ERFs shown side by side."""
 
-    id: str
+    kind: str  # a key of COMPARISONS
     title: str
     requests: tuple[ErfRequest, ...]
 
 
-KERNEL_SWEEP = ("roadmap:move_dw", "roadmap:kernel5", "roadmap:kernel7", "roadmap:kernel9", "roadmap:kernel11")
-FAMILIES = ("resnet50", "convnext_tiny", "swin_tiny_patch4_window7_224", "roadmap:resnet50", "roadmap:convnext_t")
+def _own_weights(name: str, weights: str | None) -> str | None:
+    if weights == TRAINED:
+        return None if name == BUNDLED else PRETRAINED
+    return weights
 
 
-def kernel_sweep(weights: str = RANDOM, count: int = DEFAULT_IMAGES, seeds: int = DEFAULT_SEEDS) -> Comparison:
-    return Comparison("kernel_sweep", "The roadmap's kernel sweep, 3x3 to 11x11 (move_dw, kernel5 ... kernel11)",
-                      tuple(ErfRequest(name, weights, NOISE, count, seeds) for name in KERNEL_SWEEP))
+def _stage_name(name: str, stage: int | None) -> str | None:
+    """The module name of stage `stage` (0-based) of a model; None (the last) stays None."""
+    stages = stages_of(name)
+    if stage is None:
+        return None
+    if not 0 <= stage < len(stages):
+        raise ErfError(f"{name} has {len(stages)} stages; pick stage 1 to {len(stages)}.")
+    return stages[stage]
 
 
-def families(weights: str = RANDOM, count: int = DEFAULT_IMAGES, seeds: int = DEFAULT_SEEDS) -> Comparison:
-    return Comparison("families", "ResNet-50, ConvNeXt-T and Swin-T, and the roadmap's start and end",
-                      tuple(ErfRequest(name, weights, NOISE, count, seeds) for name in FAMILIES))
+def comparison(kind: str, models: Sequence[str] = (), weights: str | None = RANDOM,
+               images: str | tuple[str, ...] = NOISE, count: int = DEFAULT_IMAGES, seeds: int = DEFAULT_SEEDS,
+               stage: int | None = None) -> Comparison:
+    """The requests of one comparison (COMPARISONS): the kernel sweep and the families use their own
+    models, the others `models` (stage by stage and random-against-trained: the first one only).
+    `weights` may be TRAINED; `stage` is 0-based (None: each model's last)."""
+    if kind not in COMPARISONS:
+        raise ErfError(f"Unknown comparison '{kind}'; use one of {', '.join(COMPARISONS)}.")
+    names = {"kernel_sweep": KERNEL_SWEEP, "families": FAMILIES}.get(kind, tuple(models))
+    if not names:
+        raise ErfError("Pick a model first.")
+    if kind == "stages":
+        name = names[0]
+        template = ErfRequest(name, _own_weights(name, weights), images, count, seeds)
+        requests = tuple(replace(template, stage=module) for module in stages_of(name))
+        title = f"{get_spec(name).label}, stage 1 to {len(requests)}"
+    elif kind == "trained":
+        name = names[0]
+        requests = tuple(ErfRequest(name, choice, images, count, seeds, _stage_name(name, stage))
+                         for choice in (RANDOM, BRANCHES_ON, _own_weights(name, TRAINED)))
+        title = f"{get_spec(name).label}: random init against trained weights"
+    else:
+        requests = tuple(ErfRequest(name, _own_weights(name, weights), images, count, seeds, _stage_name(name, stage))
+                         for name in names)
+        title = COMPARISONS[kind][0].upper() + COMPARISONS[kind][1:]
+    return Comparison(kind, title, requests)
 
 
-def stage_by_stage(request: ErfRequest) -> Comparison:
-    stages = stages_of(request.model)
-    return Comparison("stages", f"{get_spec(request.model).label}, stage 1 to {len(stages)}",
-                      tuple(replace(request, stage=stage) for stage in stages))
-
-
-def random_and_trained(name: str = BUNDLED, trained: str | None = None, images: str | tuple[str, ...] = EXAMPLES,
-                       seeds: int = DEFAULT_SEEDS) -> Comparison:
-    """Random init (plain, and with the residual branches on) beside trained weights (`trained`:
-    None for the bundled model's own, PRETRAINED, or a file)."""
-    return Comparison("trained", f"{get_spec(name).label}: random init against trained weights",
-                      (ErfRequest(name, RANDOM, images, seeds=seeds), ErfRequest(name, BRANCHES_ON, images, seeds=seeds),
-                       ErfRequest(name, trained, images)))
-
-
-def compare(comparison: Comparison, progress: Progress | None = None) -> list[ErfResult]:
+def compare(chosen: Comparison, progress: Progress | None = None) -> list[ErfResult]:
     """Every ERF of a comparison (from the disk cache where it can), in order."""
     report = progress or (lambda _fraction, _what: None)
-    count = len(comparison.requests)
+    count = len(chosen.requests)
 
     def part(index: int) -> Progress:
         return lambda fraction, what: report((index + fraction) / count, what)
 
-    return [cached_erf(request, part(index)) for index, request in enumerate(comparison.requests)]
+    return [cached_erf(request, part(index)) for index, request in enumerate(chosen.requests)]
