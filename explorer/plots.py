@@ -327,6 +327,14 @@ def erf_decades(values: np.ndarray) -> np.ndarray:
     return np.log10(np.clip(values / peak, 10.0 ** -ERF_DECADES, None))
 
 
+def _erf_names(results: list[ErfResult]) -> list[str]:
+    """Each map's name: its model, or its weights where the models are the same."""
+    labels = [result.label for result in results]
+    if len(set(labels)) == len(labels) or len({result.weights for result in results}) == 1:
+        return labels
+    return [f"{result.label}: {result.weights}" for result in results]
+
+
 def erf_grid(results: list[ErfResult], title: str) -> go.Figure:
     """The maps side by side on one shared log color scale, each titled with its area ratio at t = 0.5
     and a centred square marking that area."""
@@ -334,7 +342,8 @@ def erf_grid(results: list[ErfResult], title: str) -> go.Figure:
 
     columns = min(len(results), 5)
     rows = -(-len(results) // columns)
-    titles = [f"{r.label}<br>{r.stage}, ratio@0.5 {r.ratios[2].ratio:.3f}" for r in results]
+    titles = [f"{name.replace(': ', '<br>', 1)}<br>{r.stage}, ratio@0.5 {r.ratios[2].ratio:.3f}"
+              for name, r in zip(_erf_names(results), results)]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.12 / rows)
     for index, result in enumerate(results):
@@ -367,9 +376,9 @@ def erf_profiles(results: list[ErfResult], title: str) -> go.Figure:
     from explorer.erf import radial_profile
 
     fig = go.Figure()
-    for index, result in enumerate(results):
+    for index, (name, result) in enumerate(zip(_erf_names(results), results)):
         distances, shares = radial_profile(result.map)
-        fig.add_scatter(x=distances, y=np.clip(shares, 1e-12, None), mode="lines", name=f"{result.label} ({result.stage})",
+        fig.add_scatter(x=distances, y=np.clip(shares, 1e-12, None), mode="lines", name=f"{name} ({result.stage})",
                         line=dict(color=ERF_COLORS[index % len(ERF_COLORS)], width=2),
                         hovertemplate="%{x:.0f} px: %{y:.2e} of the total per pixel<extra>%{fullData.name}</extra>")
     fig.update_layout(template=TEMPLATE, title=title, height=380, margin=dict(t=50, b=10),

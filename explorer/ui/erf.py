@@ -20,14 +20,19 @@ INTRO = """How far into the image does one output of a stage look? Its **effecti
 Luo et al. 2016) is the gradient of that output, at the centre of the stage's grid, with respect to the
 input pixels, averaged over images; [RepLKNet](https://arxiv.org/abs/2203.06717) made it the standard
 picture for large kernels. Each panel is drawn on one shared log scale, relative to its own peak (bright:
-the peak, dark: 10^-4 of it); the dotted square holds half of the total. The table gives RepLKNet's
-**area ratio**: the smallest centred square holding more than t of log10(1 + map), as a share of the image.
+the peak, dark: 10^-4 of it); the dotted square, centred on the image, holds half of the total. The table
+gives RepLKNet's **area ratio**: the smallest centred square holding more than t of log10(1 + map), as a
+share of the image. Two things of the procedure show in the pictures: on an even grid (the bundled model's
+4x4 at 128 px) the "central" output (h // 2, w // 2) is the one below and right of the centre; and strided
+convs that read the top-left pixel of each 2x2 (ResNet's shortcuts, the roadmap before its last step)
+move the field up and to the left. Both shift the field off the centred squares, so the ratio grows.
 
 Random weights show the architecture's prior, but two init conventions hide most of it: timm's ConvNeXt
 starts every block's layer scale at 1e-6, and timm's ResNet starts the last BatchNorm of each block at 0,
 so at init their residual branches are nearly off and the ERF is that of the stem and the downsampling
-layers alone (ResNet's strided 1x1 shortcuts even shift it up and to the left). *Random init, residual
-branches on* sets those to 1. The roadmap's own blocks have neither convention."""
+layers alone. *Random init, residual branches on* sets those to 1. The roadmap's own blocks have neither
+convention. With random weights the kernel sweep shows the prior of each kernel size, not what training
+makes of it."""
 WEIGHT_CHOICES = [("random init (averaged over seeds)", RANDOM),
                   ("random init, residual branches on (layer scale and zero-init norms at 1)", BRANCHES_ON),
                   ("trained: the bundled model's own; the paper's where they can be had", TRAINED),
