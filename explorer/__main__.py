@@ -10,6 +10,7 @@ import json
 import sys
 
 from explorer.bench import DEFAULT_BATCH, DEFAULT_MODELS, REPEATS, WARMUP
+from explorer.erf import DEFAULT_SEEDS
 from explorer.zoo import ExplorerError
 
 USAGE_ERROR = 2
@@ -64,6 +65,33 @@ def _cam(args: argparse.Namespace) -> None:
     print(f"{result.method} of '{result.label}' at {result.layer or 'the input'}: "
           f"{result.map.shape[0]}x{result.map.shape[1]} map in {result.seconds:.2f} s, written to {args.out}",
           file=sys.stderr)
+
+
+def _erf(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from explorer.erf import NOISE, ErfRequest, compute_erf
+    from explorer.report import erf_table
+
+    if (args.images is None) == (args.noise is None):
+        raise ExplorerError("Give exactly one of --images DIR (a folder of images) and --noise N (N noise images).")
+    images = NOISE if args.images is None else args.images
+    request = ErfRequest(args.model, args.weights, images, args.noise or 0, args.seeds, args.stage, args.input_size)
+    result = compute_erf(request)
+    if args.out:
+        try:
+            np.save(args.out, result.map.astype(np.float32))
+        except OSError as error:
+            raise ExplorerError(f"Cannot write {args.out} ({error.strerror}); choose another path.") from error
+        print(f"{result.input_size}x{result.input_size} map written to {args.out}", file=sys.stderr)
+    if result.skipped:
+        print(f"{result.skipped} files could not be read as images and were skipped", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return
+    print(f"{result.label} at {result.input_size}x{result.input_size}: {result.seconds:.2f} s. Area ratio "
+          f"(side of the centred square, pixels) holding more than t of the log-scaled map:")
+    print(erf_table([result]))
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -124,6 +152,22 @@ def _parser() -> argparse.ArgumentParser:
     cam.add_argument("--target", default=None, help="class index or name to explain (default: the top class)")
     cam.add_argument("--out", required=True, help="where to write the float32 map (.npy)")
     cam.set_defaults(run=_cam)
+
+    erf = commands.add_parser("erf", help="effective receptive field of a stage and its area ratios (RepLKNet's way)")
+    erf.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes")
+    erf.add_argument("--weights", default=None,
+                     help="a checkpoint file, 'pretrained', 'random' or 'random-branches-on' (random init with "
+                          "layer scale and zero-initialized norms at 1); default: random init averaged over "
+                          "--seeds (convnext_shapes: its own weights)")
+    erf.add_argument("--images", default=None, metavar="DIR", help="a folder of images (unreadable files are skipped)")
+    erf.add_argument("--noise", type=int, default=None, metavar="N", help="N noise images instead of --images")
+    erf.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                     help=f"random inits averaged, for random weights (default {DEFAULT_SEEDS})")
+    erf.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    erf.add_argument("--stage", default=None, help="the stage's module name (default: the last stage)")
+    erf.add_argument("--out", default=None, metavar="FILE.npy", help="write the averaged map (float32, H x W)")
+    erf.add_argument("--json", action="store_true", help="print one JSON document")
+    erf.set_defaults(run=_erf)
 
     bench = commands.add_parser("bench", help="images per second, beside the paper's A100 figures (Table 12)")
     bench.add_argument("models", nargs="*", metavar="MODEL", default=list(DEFAULT_MODELS),

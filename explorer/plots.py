@@ -11,6 +11,7 @@ from explorer.analysis import Summary
 
 if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.bench import BenchReport
+    from explorer.erf import ErfResult
     from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
     from explorer.paper import FamilyPoint
 
@@ -297,4 +298,91 @@ def throughput_chart(report: BenchReport) -> go.Figure:
                       title=f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
                       yaxis=dict(type="log", title="images per second (log scale)"),
                       legend=dict(orientation="h", y=-0.15), margin=dict(t=80, b=10))
+    return fig
+
+
+# --- effective receptive fields -------------------------------------------------------------------
+
+ERF_DECADES = 4  # the color scale runs from 10^-4 of a map's peak (dark) to its peak (bright)
+ERF_SHOWN_SIDE = 112  # maps are averaged down to at most this many pixels a side for the page
+ERF_COLORS = ("#08306b", "#2171b5", "#6baed6", "#fd8d3c", "#d62728", "#756bb1", "#31a354")
+INFERNO = [[0.0, "#000004"], [0.25, "#57106e"], [0.5, "#bc3754"], [0.75, "#f98e09"], [1.0, "#fcffa4"]]
+
+
+def _shrunk(values: np.ndarray, side: int) -> tuple[np.ndarray, int]:
+    """A map averaged over f x f blocks (f the smallest whole factor that brings it to `side` or
+    less), and f."""
+    factor = max(1, -(-values.shape[0] // side))
+    height, width = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
+    blocks = values[:height, :width].reshape(height // factor, factor, width // factor, factor)
+    return blocks.mean(axis=(1, 3)), factor
+
+
+def erf_decades(values: np.ndarray) -> np.ndarray:
+    """log10 of a map relative to its own peak, clipped at -ERF_DECADES: one scale for every model,
+    whatever the size of its gradients."""
+    peak = float(values.max())
+    if peak <= 0:
+        return np.full(values.shape, -float(ERF_DECADES))
+    return np.log10(np.clip(values / peak, 10.0 ** -ERF_DECADES, None))
+
+
+def _erf_names(results: list[ErfResult]) -> list[str]:
+    """Each map's name: its model, or its weights where the models are the same."""
+    labels = [result.label for result in results]
+    if len(set(labels)) == len(labels) or len({result.weights for result in results}) == 1:
+        return labels
+    return [f"{result.label}: {result.weights}" for result in results]
+
+
+def erf_grid(results: list[ErfResult], title: str) -> go.Figure:
+    """The maps side by side on one shared log color scale, each titled with its area ratio at t = 0.5
+    and a centred square marking that area."""
+    from plotly.subplots import make_subplots
+
+    columns = min(len(results), 5)
+    rows = -(-len(results) // columns)
+    titles = [f"{name.replace(': ', '<br>', 1)}<br>{r.stage}, ratio@0.5 {r.ratios[2].ratio:.3f}"
+              for name, r in zip(_erf_names(results), results)]
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.12 / rows)
+    for index, result in enumerate(results):
+        shown, factor = _shrunk(erf_decades(result.map), ERF_SHOWN_SIDE)
+        pixels = (np.arange(shown.shape[0]) + 0.5) * factor  # input pixels at the block centres
+        row, column = index // columns + 1, index % columns + 1
+        fig.add_trace(go.Heatmap(
+            z=shown, x=pixels, y=pixels, coloraxis="coloraxis",
+            hovertemplate="x %{x:.0f}, y %{y:.0f}: 10^%{z:.2f} of the peak<extra>" + result.model + "</extra>"),
+            row=row, col=column)
+        half = result.ratios[2].side / 2
+        centre_y, centre_x = result.map.shape[0] // 2 + 0.5, result.map.shape[1] // 2 + 0.5
+        axis = "" if index == 0 else str(index + 1)
+        fig.add_shape(type="rect", x0=centre_x - half, x1=centre_x + half, y0=centre_y - half, y1=centre_y + half,
+                      line=dict(color="#7fdbff", width=1, dash="dot"), xref=f"x{axis}", yref=f"y{axis}")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    for index in range(1, len(results)):  # every panel square
+        fig.update_yaxes(scaleanchor=f"x{index + 1}", row=index // columns + 1, col=index % columns + 1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(
+        template=TEMPLATE, title=title, height=80 + 260 * rows, margin=dict(t=110, b=10, l=10, r=10),
+        coloraxis=dict(colorscale=INFERNO, cmin=-ERF_DECADES, cmax=0,
+                       colorbar=dict(title="log10 of<br>the peak", tickvals=list(range(-ERF_DECADES, 1)))))
+    return fig
+
+
+def erf_profiles(results: list[ErfResult], title: str) -> go.Figure:
+    """Mean share of the total per pixel against the distance from the centre, one line per map."""
+    from explorer.erf import radial_profile
+
+    fig = go.Figure()
+    for index, (name, result) in enumerate(zip(_erf_names(results), results)):
+        distances, shares = radial_profile(result.map)
+        fig.add_scatter(x=distances, y=np.clip(shares, 1e-12, None), mode="lines", name=f"{name} ({result.stage})",
+                        line=dict(color=ERF_COLORS[index % len(ERF_COLORS)], width=2),
+                        hovertemplate="%{x:.0f} px: %{y:.2e} of the total per pixel<extra>%{fullData.name}</extra>")
+    fig.update_layout(template=TEMPLATE, title=title, height=380, margin=dict(t=50, b=10),
+                      xaxis_title="distance from the centre (input pixels)",
+                      yaxis=dict(type="log", title="share of the total per pixel", exponentformat="power"),
+                      legend=dict(orientation="h", y=-0.25))
     return fig

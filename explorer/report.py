@@ -12,6 +12,7 @@ from explorer.zoo import get_spec
 
 if TYPE_CHECKING:
     from explorer.compare import BlockReport
+    from explorer.erf import ErfResult
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
 
@@ -110,3 +111,13 @@ def blocks_html(reports: list[BlockReport], reference: str = "convnext") -> str:
             cells += f"<td><mark>{value}</mark></td>" if differs else f"<td>{value}</td>"
         body += f"<tr><th>{label}</th>{cells}</tr>"
     return f'<table class="block-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def erf_table(results: list[ErfResult]) -> str:
+    """The area ratios of several ERFs as a Markdown table: side (pixels) and ratio at every threshold."""
+    thresholds = [r.threshold for r in results[0].ratios] if results else []
+    head = "| model | weights | stage | images | " + " | ".join(f"t = {t:g}" for t in thresholds) + " |"
+    rule = "|---" * (4 + len(thresholds)) + "|"
+    rows = [f"| {r.label} | {r.weights} | {r.stage} | {r.images} | "
+            + " | ".join(f"{a.ratio:.4f} ({a.side} px)" for a in r.ratios) + " |" for r in results]
+    return "\n".join([head, rule, *rows])

@@ -78,8 +78,11 @@ def test_every_panel_draws_for_every_choice(handler):
 def test_the_kernel_panel_counts_the_papers_sweep():
     from explorer.ui.lessons import show_kernel
 
-    line, _chart = show_kernel(9)
+    line, _chart, fields, _grid, _profile, table = show_kernel(9)
     assert "4.210 GFLOPs" in line and "80.57%" in line  # PAPER-FACTS: kernel 9 counted 4.210, top-1 80.57
+    # the receptive fields of the five networks of the sweep, their numbers read from the measurement
+    assert "area ratio at t = 0.5" in fields and "(3x3)" in fields and "(11x11)" in fields
+    assert table.count("Roadmap") == 5 and "kernel size 11" in table
 
 
 def test_table_12_pairs_give_the_papers_speed_ups():

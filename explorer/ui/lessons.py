@@ -6,27 +6,30 @@ tab costs nothing until someone opens it. Where the reader is survives a reload 
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
 
 from explorer.analysis import default_block, of_kind, summarize, trace_block
+from explorer.erf import compare, comparison
 from explorer.inspect import depthwise_kernels, distance_profiles
 from explorer.lessons import lessons, text
 from explorer.paper import PAIRED, family_pairs, imagenet_results, throughput_pairs
-from explorer.plots import (block_diagram, distance_chart, kernel_grid, paired_bars, results_chart, roadmap_chart,
-                            stage_bars, sweep_chart)
-from explorer.report import counted, html_table, paper_comparison
+from explorer.plots import (block_diagram, distance_chart, erf_grid, erf_profiles, kernel_grid, paired_bars,
+                            results_chart, roadmap_chart, stage_bars, sweep_chart)
+from explorer.report import counted, erf_table, html_table, paper_comparison
 from explorer.roadmap import get_step, roadmap_table, step_name, steps, what_if
 from explorer.ui.common import friendly
+from explorer.ui.erf import growth
 from explorer.ui.inside import paper_or_random
 from explorer.weights import BUNDLED, bundled_available, load
 from explorer.zoo import IN1K_CLASSES, build_model, get_spec, specs_by_family
 
 STORAGE_KEY = "convnext-explorer-lesson"
 TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "Blocks", "predict": "Predict",
-              "inside": "Look inside", "bench": "Benchmark"}
+              "inside": "Look inside", "bench": "Benchmark", "erf": "Receptive field"}
 INPUT_SIZE = 224
 # A panel's redraws run one at a time, in the order asked: a drawing started by Next must not land
 # after (and overwrite) the one for a choice the reader made while it was running.
@@ -93,14 +96,22 @@ def show_inverted(stage: int):
     return "\n\n".join(lines), *figures
 
 
-def show_kernel(size: int):
+def show_kernel(size: int, progress=gr.Progress()):
     size = int(size)
     counted = [what_if("move_dw", "kernel_size", k).gflops for k in KERNELS]
     chosen = what_if("move_dw", "kernel_size", size)
     line = (f"Kernel {size}x{size}: **{chosen.gflops:.3f} GFLOPs**, {chosen.params / 1e6:.2f} M parameters; "
             f"the paper's top-1 for it is {get_step(KERNELS[size]).paper_top1:.2f}%.")
     top1 = [get_step(step).paper_top1 for step in KERNELS.values()]
-    return line, sweep_chart(list(KERNELS), counted, top1, size, "depthwise kernel size")
+    sweep = comparison("kernel_sweep")  # random init: no trained weights exist for the sweep's networks
+    results = compare(sweep, lambda fraction, what: progress(fraction, desc=f"Receptive fields: {what}"))
+    first, last = results[0], results[-1]
+    fields = (f"**Effective receptive fields** of the five networks ({first.weights}, {first.images} noise "
+              f"images, {first.stage} at {first.input_size}x{first.input_size}). {growth(results)} At t = 0.99 "
+              f"it goes from {first.ratios[3].ratio:.3f} (3x3) to {last.ratios[3].ratio:.3f} (11x11).")
+    return (line, sweep_chart(list(KERNELS), counted, top1, size, "depthwise kernel size"), fields,
+            erf_grid(results, sweep.title), erf_profiles(results, "Contribution against distance from the centre"),
+            erf_table(results))
 
 
 def show_micro(step_id: str):
@@ -184,7 +195,10 @@ def _stage_panel(show: Callable) -> Panel:
 
 def _kernel_panel() -> Panel:
     size = gr.Slider(3, 11, value=7, step=2, label="Depthwise kernel size")
-    return Panel([size], [gr.Markdown(), gr.Plot(show_label=False)], show_kernel)
+    outputs = [gr.Markdown(), gr.Plot(show_label=False), gr.Markdown(elem_id="lesson-erf-info"),
+               gr.Plot(show_label=False, elem_id="lesson-erf-grid"), gr.Plot(show_label=False),
+               gr.Markdown(elem_id="lesson-erf-table")]
+    return Panel([size], outputs, show_kernel)
 
 
 def _micro_panel() -> Panel:
@@ -239,9 +253,12 @@ def header(index: int):
 def _only_for(number: int, show: Callable, outputs: int) -> Callable:
     """`show`, run only when lesson `number` is the one on screen (the others leave their figures)."""
     skip = gr.skip() if outputs == 1 else [gr.skip()] * outputs  # one output is returned bare, not in a list
+    tracked = "progress" in inspect.signature(show).parameters  # a long panel shows a progress bar
 
-    def wrapped(index, *values):
-        return show(*values) if _clamp(index) == number else skip
+    def wrapped(index, *values, progress=gr.Progress()):
+        if _clamp(index) != number:
+            return skip
+        return show(*values, progress=progress) if tracked else show(*values)
     return wrapped
 
 
