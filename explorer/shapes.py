@@ -226,8 +226,7 @@ def _plain(width: int, height: int, rng: np.random.Generator) -> Image.Image:
     """Paper as people draw on: white, black, gray, any flat color, or a soft two-color gradient."""
     kind = rng.integers(3)
     if kind == 0:
-        color = np.array(PLAIN_COLORS[rng.integers(len(PLAIN_COLORS))], dtype=float)
-        return Image.new("RGB", (width, height), tuple(int(c) for c in color))
+        return Image.new("RGB", (width, height), PLAIN_COLORS[rng.integers(len(PLAIN_COLORS))])
     if kind == 1:
         return Image.new("RGB", (width, height), tuple(int(c) for c in rng.integers(0, 256, size=3)))
     start = rng.uniform(0, 255, size=3)
