@@ -12,6 +12,7 @@ from explorer.zoo import get_spec
 
 if TYPE_CHECKING:
     from explorer.compare import BlockReport
+    from explorer.counting import Counting
     from explorer.erf import ErfResult
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
@@ -121,3 +122,35 @@ def erf_table(results: list[ErfResult]) -> str:
     rows = [f"| {r.label} | {r.weights} | {r.stage} | {r.images} | "
             + " | ".join(f"{a.ratio:.4f} ({a.side} px)" for a in r.ratios) + " |" for r in results]
     return "\n".join([head, rule, *rows])
+
+
+def counting_table(counting: Counting) -> str:
+    """Every FLOP counter's total and its split by operator kind (billions of multiply-accumulates as each
+    tool counts them) as a Markdown table, the paper's figure first where it prints one."""
+    from explorer.counting import KIND_LABELS, KINDS, TOOLS
+
+    head = "| counter | total | " + " | ".join(KIND_LABELS[k] for k in KINDS) + " | seconds |"
+    rule = "|---" * (len(KINDS) + 3) + "|"
+    rows = []
+    if counting.paper is not None:
+        rows.append(f"| **the paper's table** | **{counting.paper}** |" + " |" * len(KINDS) + " |")
+    for tool in TOOLS:
+        c = counting.count(tool.key)
+        rows.append(f"| {tool.label} | **{c.total:.4f}** | " + " | ".join(f"{c.by_kind[k]:.4f}" for k in KINDS)
+                    + f" | {c.seconds:.2f} |")
+    return "\n".join([head, rule, *rows])
+
+
+def counting_notes(counting: Counting) -> str:
+    """What each tool counts, one sentence each, and the two gaps no table column shows."""
+    from explorer.counting import TOOLS
+
+    reference = counting.count("flop_counter").total
+    lines = [f"- **{tool.label}** ({counting.count(tool.key).total - reference:+.4f} against the paper's "
+             f"convention): {tool.says}" for tool in TOOLS]
+    if abs(counting.flop_counter_cpu - reference) > 5e-5:
+        lines.append(f"- On a CPU tensor instead of the meta device, torch.utils.flop_counter counts "
+                     f"{counting.flop_counter_cpu:.4f}: the attention ran through a fused kernel it has no rule for.")
+    if counting.paper is not None and abs(counting.paper - reference) >= 0.05:
+        lines.append(f"- The paper prints {counting.paper}; the count by its convention is {reference:.3f}.")
+    return "\n".join(lines)
