@@ -13,6 +13,7 @@ from explorer.zoo import get_spec
 if TYPE_CHECKING:
     from explorer.compare import BlockReport
     from explorer.counting import Counting
+    from explorer.normalization import NormComparison
     from explorer.erf import ErfResult
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
@@ -154,3 +155,47 @@ def counting_notes(counting: Counting) -> str:
     if counting.paper is not None and abs(counting.paper - reference) >= 0.05:
         lines.append(f"- The paper prints {counting.paper}; the count by its convention is {reference:.3f}.")
     return "\n".join(lines)
+
+
+def norm_summary(comparison: NormComparison) -> str:
+    """What the norms did to this tensor and whether the two LayerNorms agree, in Markdown."""
+    n, c, h, w = comparison.shape
+    affine = (f"with the scale and shift of the model's `{comparison.affine_from}`" if comparison.affine_from
+              else "with scale 1 and shift 0 (the model has no LayerNorm of this width)")
+    ratio = comparison.seconds_permuted / comparison.seconds_channels_first
+    return (
+        f"Stage {comparison.stage + 1} of **{comparison.model}** ({comparison.weights}) gives a {n} x {c} x {h} x {w} "
+        f"tensor. BatchNorm normalizes each of the {c} channels over the batch and the {h * w} positions (here the "
+        f"batch is this one image; in training it is the whole batch, at inference the running averages); "
+        f"LayerNorm, as ConvNeXt uses it, normalizes each of the {h * w} positions over its {c} channels. "
+        f"Channel means range from {comparison.bn_mean.min():.3f} to {comparison.bn_mean.max():.3f}, position means "
+        f"from {comparison.ln_mean.min():.3f} to {comparison.ln_mean.max():.3f}.\n\n"
+        f"**The official channels_first LayerNorm against `nn.LayerNorm` after a permute**, {affine}: the largest "
+        f"difference over the tensor is {comparison.max_difference:.2e} (float32 rounding). On this machine one pass "
+        f"takes {comparison.seconds_channels_first * 1e6:.0f} us written out as the official code does and "
+        f"{comparison.seconds_permuted * 1e6:.0f} us through the permute and `F.layer_norm` ({ratio:.2f}x; the fastest "
+        f"of 50 passes each on the CPU, since other work on a shared machine only adds time). Both are the same "
+        f"arithmetic; which is faster depends on the tensor's size and the machine."
+    )
+
+
+def bn_to_ln_text(before: Counting, after: Counting) -> str:
+    """Why the paper's BN -> LN step moves no FLOPs, from the counting lab's figures of both networks."""
+    def line(key: str) -> str:
+        b, a = before.count(key), after.count(key)
+        return f"| {key} | {b.total:.4f} | {a.total:.4f} | {b.by_kind['norms']:.4f} | {a.by_kind['norms']:.4f} |"
+
+    from explorer.counting import TOOLS
+
+    reference = before.count("flop_counter").total, after.count("flop_counter").total
+    return "\n".join([
+        f"The roadmap's network just before BN -> LN and just after, counted by every tool at {before.input_size}. "
+        f"By the paper's convention (torch.utils.flop_counter) they are {reference[0]:.3f} and {reference[1]:.3f} "
+        f"GFLOPs: a norm multiplies no weights with activations, so swapping one changes nothing there. The paper "
+        f"prints {before.paper} and {after.paper}; the second figure does not follow from the networks. Tools that "
+        "count norms do see a change, because they charge LayerNorm and BatchNorm differently per element:",
+        "",
+        "| counter | BN network | LN network | BN's norms | LN's norms |",
+        "|---|---|---|---|---|",
+        *[line(tool.key) for tool in TOOLS],
+    ])
