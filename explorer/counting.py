@@ -47,7 +47,7 @@ KIND_LABELS = {
     "attention_matmuls": "attention matmuls",
     "norms": "norms",
     "activations": "activations",
-    "other": "other (pooling, additions, scaling)",
+    "other": "other",
 }
 MAX_CPU_GFLOPS = 20.0  # paper GFLOPs; five tools run one CPU pass each (ConvNeXt-B at 224: 15.4, ~20 s on 2 cores)
 

@@ -432,13 +432,13 @@ def norm_sharing(comparison: NormComparison) -> go.Figure:
     ln = np.repeat(comparison.ln_mean.reshape(1, -1)[:, :shown], channels, axis=0)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=(
         f"BatchNorm: {channels} means, one per channel (row)", f"LayerNorm: {height * width} means, one per position (column)"))
-    for col, grid in ((1, bn), (2, ln)):
-        fig.add_heatmap(z=grid, row=1, col=col, coloraxis="coloraxis",
+    for col, grid in ((1, bn), (2, ln)):  # each on its own scale: the pattern matters, not the range
+        fig.add_heatmap(z=grid, row=1, col=col, colorscale="Viridis", showscale=False,
                         hovertemplate="channel %{y}, position %{x}: mean %{z:.3f}<extra></extra>")
     fig.update_xaxes(title_text=f"position (first {shown} of {height}x{width}, row by row)")
     fig.update_yaxes(title_text="channel", autorange="reversed")
-    fig.update_layout(template=TEMPLATE, height=380, coloraxis=dict(colorscale="Viridis", colorbar=dict(title="mean")),
-                      title="Which elements share a mean and a variance", margin=dict(t=80, b=10))
+    fig.update_layout(template=TEMPLATE, height=380, margin=dict(t=80, b=10),
+                      title="Which elements share a mean and a variance (color: that mean, each panel on its own scale)")
     return fig
 
 

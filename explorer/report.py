@@ -137,7 +137,7 @@ def counting_table(counting: Counting) -> str:
         rows.append(f"| **the paper's table** | **{counting.paper}** |" + " |" * len(KINDS) + " |")
     for tool in TOOLS:
         c = counting.count(tool.key)
-        rows.append(f"| {tool.label} | **{c.total:.4f}** | " + " | ".join(f"{c.by_kind[k]:.4f}" for k in KINDS)
+        rows.append(f"| {tool.label} | **{c.total:.4g}** | " + " | ".join(f"{c.by_kind[k]:.4g}" for k in KINDS)
                     + f" | {c.seconds:.2f} |")
     return "\n".join([head, rule, *rows])
 
@@ -147,11 +147,11 @@ def counting_notes(counting: Counting) -> str:
     from explorer.counting import TOOLS
 
     reference = counting.count("flop_counter").total
-    lines = [f"- **{tool.label}** ({counting.count(tool.key).total - reference:+.4f} against the paper's "
-             f"convention): {tool.says}" for tool in TOOLS]
+    lines = [f"- **{tool.label}**" + ("" if tool.key == "flop_counter" else f" ({counting.count(tool.key).total - reference:+.4g} "
+             "against the paper's convention)") + f": {tool.says}" for tool in TOOLS]
     if abs(counting.flop_counter_cpu - reference) > 5e-5:
         lines.append(f"- On a CPU tensor instead of the meta device, torch.utils.flop_counter counts "
-                     f"{counting.flop_counter_cpu:.4f}: the attention ran through a fused kernel it has no rule for.")
+                     f"{counting.flop_counter_cpu:.4g}: the attention ran through a fused kernel it has no rule for.")
     if counting.paper is not None and abs(counting.paper - reference) >= 0.05:
         lines.append(f"- The paper prints {counting.paper}; the count by its convention is {reference:.3f}.")
     return "\n".join(lines)

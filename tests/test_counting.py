@@ -213,7 +213,7 @@ def test_json_of_the_bundled_model(capsys):
 def test_table_for_a_person(capsys):
     code, out, _ = run_cli(capsys, "swin_tiny_patch4_window7_224")
     assert code == 0
-    assert "| thop (ultralytics-thop) | **4.5120** |" in out and "the paper's table** | **4.5**" in out
+    assert "| thop (ultralytics-thop) | **4.512** |" in out and "the paper's table** | **4.5**" in out
     assert all(f"**{tool.label}**" in out for tool in TOOLS)
 
 
