@@ -193,7 +193,11 @@ def bn_to_ln_text(before: Counting, after: Counting) -> str:
         f"By the paper's convention (torch.utils.flop_counter) they are {reference[0]:.3f} and {reference[1]:.3f} "
         f"GFLOPs: a norm multiplies no weights with activations, so swapping one changes nothing there. The paper "
         f"prints {before.paper} and {after.paper}; the second figure does not follow from the networks. Tools that "
-        "count norms do see a change, because they charge LayerNorm and BatchNorm differently per element:",
+        "count norms see a change, because they charge LayerNorm and BatchNorm differently per element (fvcore 5 "
+        "against 2; ptflops 1 for an exact nn.LayerNorm, nothing for its subclass LayerNorm2d; thop 4 for both). "
+        "The rest of each change comes from how the LN network is written, not from the norm: on channels-last "
+        "tensors its 1x1 convolutions are nn.Linear layers, which torchinfo counts once per image, and without a "
+        "BatchNorm after them they keep their biases, which both ptflops backends add.",
         "",
         "| counter | BN network | LN network | BN's norms | LN's norms |",
         "|---|---|---|---|---|",
