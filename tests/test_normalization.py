@@ -13,6 +13,7 @@ from explorer.inference import open_image
 from explorer.normalization import (EPS, bn_to_ln_counts, channels_first_layer_norm, compare_norms,
                                     permuted_layer_norm)
 from explorer.weights import load
+from explorer.report import bn_to_ln_text
 from explorer.zoo import ExplorerError
 from tests.conftest import ROOT
 
@@ -85,3 +86,9 @@ def test_bn_to_ln_moves_no_flops_in_the_papers_convention():
     assert before.count("flop_counter").by_kind["norms"] == 0
     # fvcore charges 2 per element for BatchNorm at inference and 5 for LayerNorm, on the same elements
     assert after.count("fvcore").by_kind["norms"] == pytest.approx(2.5 * before.count("fvcore").by_kind["norms"])
+    # the LN network's 1x1 convolutions are Linear layers on channels-last tensors, as the text says
+    assert before.count("flop_counter").by_kind["linear"] < after.count("flop_counter").by_kind["linear"]
+    assert after.count("torchinfo").by_kind["linear"] < 0.1 * before.count("torchinfo").by_kind["convolution"]
+    text = bn_to_ln_text(before, after)
+    same = f"{before.count('flop_counter').total:.3f}"
+    assert f"they are {same} and {same} GFLOPs" in text and "| thop |" in text
