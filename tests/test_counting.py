@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from dataclasses import dataclass, field
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from explorer.counting import KINDS, TOOLS, count, count_model
@@ -176,6 +178,26 @@ def test_a_vit_outside_the_registry_fused_attention_and_hidden_projections():
     projections = 2 * (tokens * 64 * 3 * 64 + tokens * 3 * 64 + tokens * 64 * 64 + tokens * 64)  # qkv, proj + biases
     assert counting.count("ptflops_pytorch").by_kind["linear"] * 1e9 == pytest.approx(
         hand.linear + hand.linear_bias - projections)
+
+
+class CallsGeluFromAnotherThread(nn.Module):
+    """A 1x1 conv whose forward waits for another thread to run F.gelu on 1000 elements, as another
+    request of the app could while ptflops has the function patched for the whole process."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        other = threading.Thread(target=lambda: F.gelu(torch.ones(1000)))
+        other.start()
+        other.join()
+        return self.conv(x)
+
+
+def test_ptflops_does_not_count_what_another_thread_runs_meanwhile():
+    counting = count_model(CallsGeluFromAnotherThread(), 8)
+    assert counting.count("ptflops_pytorch").total * 1e9 == 4 * 8 * 8 * (3 + 1)  # the conv and its bias only
 
 
 def test_a_model_too_big_for_the_cpu_is_refused_with_a_sentence():
