@@ -116,7 +116,6 @@ TOOLS = (
          "not once per position, so the MLPs of ConvNeXt and the transformers almost vanish; attention's "
          "matmuls, which have no weights, count nothing."),
 )
-TOOL_KEYS = tuple(tool.key for tool in TOOLS)
 
 
 @dataclass(frozen=True)

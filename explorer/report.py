@@ -144,11 +144,14 @@ def counting_table(counting: Counting) -> str:
 
 def counting_notes(counting: Counting) -> str:
     """What each tool counts, one sentence each, and the two gaps no table column shows."""
-    from explorer.counting import TOOLS
+    from explorer.counting import KIND_LABELS, TOOLS
 
     reference = counting.count("flop_counter").total
-    lines = [f"- **{tool.label}**" + ("" if tool.key == "flop_counter" else f" ({counting.count(tool.key).total - reference:+.4g} "
-             "against the paper's convention)") + f": {tool.says}" for tool in TOOLS]
+    lines = []
+    for tool in TOOLS:
+        gap = "" if tool.key == "flop_counter" else f"; {counting.count(tool.key).total - reference:+.4g} against the paper's convention"
+        kinds = ", ".join(KIND_LABELS[kind] for kind in tool.kinds)
+        lines.append(f"- **{tool.label}** (can count: {kinds}{gap}): {tool.says}")
     if abs(counting.flop_counter_cpu - reference) > 5e-5:
         lines.append(f"- On a CPU tensor instead of the meta device, torch.utils.flop_counter counts "
                      f"{counting.flop_counter_cpu:.4g}: the attention ran through a fused kernel it has no rule for.")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer.counting import KINDS, TOOLS, count, count_model
+from explorer.report import counting_notes
 from explorer.zoo import build_model
 
 MODELS = {"resnet50": 96, "convnext_tiny": 96, "swin_tiny_patch4_window7_224": 224}  # name -> input size
@@ -173,6 +174,7 @@ def test_a_vit_outside_the_registry_fused_attention_and_hidden_projections():
     assert hand.attention == 2 * 2 * tokens * tokens * 64  # two blocks
     assert counting.count("flop_counter").by_kind["attention_matmuls"] * 1e9 == pytest.approx(hand.attention)
     assert counting.flop_counter_cpu * 1e9 == pytest.approx(hand.conv + hand.linear)  # attention unseen
+    assert "fused kernel it has no rule for" in counting_notes(counting)
     assert counting.count("thop").by_kind["attention_matmuls"] * 1e9 == pytest.approx(hand.attention)
     assert counting.count("fvcore").by_kind["attention_matmuls"] == 0
     projections = 2 * (tokens * 64 * 3 * 64 + tokens * 3 * 64 + tokens * 64 * 64 + tokens * 64)  # qkv, proj + biases
