@@ -431,7 +431,8 @@ def norm_sharing(comparison: NormComparison) -> go.Figure:
     bn = np.repeat(comparison.bn_mean[:, None], shown, axis=1)
     ln = np.repeat(comparison.ln_mean.reshape(1, -1)[:, :shown], channels, axis=0)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=(
-        f"BatchNorm: {channels} means, one per channel (row)", f"LayerNorm: {height * width} means, one per position (column)"))
+        f"BatchNorm: {channels} means, one per channel (row)",
+        f"LayerNorm: {height * width} means, one per position (column)"))
     for col, grid in ((1, bn), (2, ln)):  # each on its own scale: the pattern matters, not the range
         fig.add_heatmap(z=grid, row=1, col=col, colorscale="Viridis", showscale=False,
                         hovertemplate="channel %{y}, position %{x}: mean %{z:.3f}<extra></extra>")

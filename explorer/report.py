@@ -149,7 +149,8 @@ def counting_notes(counting: Counting) -> str:
     reference = counting.count("flop_counter").total
     lines = []
     for tool in TOOLS:
-        gap = "" if tool.key == "flop_counter" else f"; {counting.count(tool.key).total - reference:+.4g} against the paper's convention"
+        difference = counting.count(tool.key).total - reference
+        gap = "" if tool.key == "flop_counter" else f"; {difference:+.4g} against the paper's convention"
         kinds = ", ".join(KIND_LABELS[kind] for kind in tool.kinds)
         lines.append(f"- **{tool.label}** (can count: {kinds}{gap}): {tool.says}")
     if abs(counting.flop_counter_cpu - reference) > 5e-5:
