@@ -30,7 +30,7 @@ def show_counts(name: str, size, progress=gr.Progress()):
     paper = f"the paper prints **{counting.paper}** GFLOPs" if counting.paper is not None else \
         "the paper prints no figure for this model at this size"
     headline = (f"**{counting.label}** at {counting.input_size}x{counting.input_size}, batch 1: {paper}; by its "
-                f"convention the count is **{counting.count('flop_counter').total:.3f}**.")
+                f"convention the count is **{counting.count('flop_counter').total:.4g}**.")
     return headline, counting_table(counting), counting_chart(counting), counting_notes(counting)
 
 
