@@ -117,6 +117,20 @@ def _bench(args: argparse.Namespace) -> None:
         print(f"results written to {args.csv}", file=sys.stderr)
 
 
+def _flops(args: argparse.Namespace) -> None:
+    from explorer.counting import count
+    from explorer.report import counting_notes, counting_table
+
+    counting = count(args.model, args.input_size)
+    if args.json:
+        print(json.dumps(counting.to_json()))
+        return
+    print(f"{counting.label} ({counting.model}) at {counting.input_size}x{counting.input_size}, batch 1: billions of "
+          f"multiply-accumulates as each tool counts them")
+    print(counting_table(counting))
+    print(counting_notes(counting))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +182,13 @@ def _parser() -> argparse.ArgumentParser:
     erf.add_argument("--out", default=None, metavar="FILE.npy", help="write the averaged map (float32, H x W)")
     erf.add_argument("--json", action="store_true", help="print one JSON document")
     erf.set_defaults(run=_erf)
+
+    flops = commands.add_parser("flops", help="what every FLOP counter (fvcore, ptflops, thop, torchinfo, ...) "
+                                              "counts, per operator kind")
+    flops.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes")
+    flops.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    flops.add_argument("--json", action="store_true", help="print one JSON document")
+    flops.set_defaults(run=_flops)
 
     bench = commands.add_parser("bench", help="images per second, beside the paper's A100 figures (Table 12)")
     bench.add_argument("models", nargs="*", metavar="MODEL", default=list(DEFAULT_MODELS),

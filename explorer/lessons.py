@@ -25,7 +25,7 @@ from explorer.zoo import ExplorerError
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 PANELS = ("results", "macro", "resnextify", "inverted", "kernel", "micro", "family", "beyond", "inside")
-TABS = ("architecture", "roadmap", "blocks", "predict", "inside", "bench", "erf")
+TABS = ("architecture", "roadmap", "blocks", "predict", "inside", "bench", "erf", "counting")
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+):([\w:.\-]+?)(?:@(\d+))?\s*\}\}")
 
 

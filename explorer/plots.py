@@ -11,6 +11,8 @@ from explorer.analysis import Summary
 
 if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.bench import BenchReport
+    from explorer.counting import Counting
+    from explorer.normalization import NormComparison
     from explorer.erf import ErfResult
     from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
     from explorer.paper import FamilyPoint
@@ -385,4 +387,77 @@ def erf_profiles(results: list[ErfResult], title: str) -> go.Figure:
                       xaxis_title="distance from the centre (input pixels)",
                       yaxis=dict(type="log", title="share of the total per pixel", exponentformat="power"),
                       legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# --- FLOP counters and norms ------------------------------------------------------------------------
+
+COUNT_KIND_COLORS = {"convolution": "#aec7e8", "linear": "#ffbb78", "attention_matmuls": "#c5b0d5",
+                     "norms": "#98df8a", "activations": "#ff9896", "other": "#dddddd"}
+
+
+def counting_chart(counting: Counting) -> go.Figure:
+    """One stacked bar per FLOP counter, split by operator kind, with the paper's figure as a line."""
+    from explorer.counting import KIND_LABELS, KINDS, TOOLS
+
+    labels = [tool.label.split(" (")[0] for tool in TOOLS]
+    fig = go.Figure()
+    for kind in KINDS:
+        fig.add_bar(name=KIND_LABELS[kind], x=labels, y=[counting.count(t.key).by_kind[kind] for t in TOOLS],
+                    marker_color=COUNT_KIND_COLORS[kind], hovertemplate="%{x}: %{y:.4f} G<extra>" + kind + "</extra>")
+    for tool, label in zip(TOOLS, labels):
+        fig.add_annotation(x=label, y=counting.count(tool.key).total, text=f"{counting.count(tool.key).total:.3f}",
+                           showarrow=False, yanchor="bottom")
+    if counting.paper is not None:
+        fig.add_hline(y=counting.paper, line_dash="dot", annotation_text=f"paper: {counting.paper}")
+    fig.update_layout(template=TEMPLATE, barmode="stack", height=440,
+                      title=f"{counting.label or counting.model} at {counting.input_size}: what each counter counts",
+                      yaxis_title="billions of multiply-accumulates, as each tool counts them",
+                      legend=dict(orientation="h", y=-0.15), margin=dict(t=60, b=10))
+    return fig
+
+
+NORM_POSITIONS_SHOWN = 64  # positions (columns) drawn in the sharing picture: the first rows of the grid
+
+
+def norm_sharing(comparison: NormComparison) -> go.Figure:
+    """Which elements share a mean: the stage output as a channels x positions grid, each cell colored by
+    the mean it is normalized with. BatchNorm's means run along rows (one per channel), LayerNorm's
+    down columns (one per position)."""
+    from plotly.subplots import make_subplots
+
+    channels, height, width = comparison.values.shape
+    shown = min(NORM_POSITIONS_SHOWN, height * width)
+    bn = np.repeat(comparison.bn_mean[:, None], shown, axis=1)
+    ln = np.repeat(comparison.ln_mean.reshape(1, -1)[:, :shown], channels, axis=0)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=(
+        f"BatchNorm: {channels} means, one per channel (row)",
+        f"LayerNorm: {height * width} means, one per position (column)"))
+    for col, grid in ((1, bn), (2, ln)):  # each on its own scale: the pattern matters, not the range
+        fig.add_heatmap(z=grid, row=1, col=col, colorscale="Viridis", showscale=False,
+                        hovertemplate="channel %{y}, position %{x}: mean %{z:.3f}<extra></extra>")
+    fig.update_xaxes(title_text=f"position (first {shown} of {height}x{width}, row by row)")
+    fig.update_yaxes(title_text="channel", autorange="reversed")
+    fig.update_layout(template=TEMPLATE, height=380, margin=dict(t=80, b=10),
+                      title="Which elements share a mean and a variance (color: that mean, each panel on its own scale)")
+    return fig
+
+
+HISTOGRAM_VALUES = 20_000  # values drawn per histogram (a fixed random subset of bigger tensors)
+
+
+def norm_histograms(comparison: NormComparison) -> go.Figure:
+    """The stage output's values before normalization, after BatchNorm's and after LayerNorm's."""
+    rng = np.random.default_rng(0)
+    fig = go.Figure()
+    for name, values, color in (("before", comparison.values, "#7f7f7f"), ("after BatchNorm (per channel)",
+                                comparison.after_bn, "#1f77b4"), ("after LayerNorm (per position)",
+                                comparison.after_ln, "#ff7f0e")):
+        flat = values.ravel()
+        if flat.size > HISTOGRAM_VALUES:
+            flat = rng.choice(flat, HISTOGRAM_VALUES, replace=False)
+        fig.add_histogram(x=flat, name=name, opacity=0.55, marker_color=color, nbinsx=80)
+    fig.update_layout(template=TEMPLATE, barmode="overlay", height=360, xaxis_title="value", yaxis_title="elements",
+                      title="Values before and after each norm (no scale and shift)",
+                      legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
     return fig

@@ -12,6 +12,8 @@ from explorer.zoo import get_spec
 
 if TYPE_CHECKING:
     from explorer.compare import BlockReport
+    from explorer.counting import Counting
+    from explorer.normalization import NormComparison
     from explorer.erf import ErfResult
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
@@ -121,3 +123,87 @@ def erf_table(results: list[ErfResult]) -> str:
     rows = [f"| {r.label} | {r.weights} | {r.stage} | {r.images} | "
             + " | ".join(f"{a.ratio:.4f} ({a.side} px)" for a in r.ratios) + " |" for r in results]
     return "\n".join([head, rule, *rows])
+
+
+def counting_table(counting: Counting) -> str:
+    """Every FLOP counter's total and its split by operator kind (billions of multiply-accumulates as each
+    tool counts them) as a Markdown table, the paper's figure first where it prints one."""
+    from explorer.counting import KIND_LABELS, KINDS, TOOLS
+
+    head = "| counter | total | " + " | ".join(KIND_LABELS[k] for k in KINDS) + " | seconds |"
+    rule = "|---" * (len(KINDS) + 3) + "|"
+    rows = []
+    if counting.paper is not None:
+        rows.append(f"| **the paper's table** | **{counting.paper}** |" + " |" * len(KINDS) + " |")
+    for tool in TOOLS:
+        c = counting.count(tool.key)
+        rows.append(f"| {tool.label} | **{c.total:.4g}** | " + " | ".join(f"{c.by_kind[k]:.4g}" for k in KINDS)
+                    + f" | {c.seconds:.2f} |")
+    return "\n".join([head, rule, *rows])
+
+
+def counting_notes(counting: Counting) -> str:
+    """What each tool counts, one sentence each, and the two gaps no table column shows."""
+    from explorer.counting import KIND_LABELS, TOOLS
+
+    reference = counting.count("flop_counter").total
+    lines = []
+    for tool in TOOLS:
+        difference = counting.count(tool.key).total - reference
+        gap = "" if tool.key == "flop_counter" else f"; {difference:+.4g} against the paper's convention"
+        kinds = ", ".join(KIND_LABELS[kind] for kind in tool.kinds)
+        lines.append(f"- **{tool.label}** (can count: {kinds}{gap}): {tool.says}")
+    if abs(counting.flop_counter_cpu - reference) > 5e-5:
+        lines.append(f"- On a CPU tensor instead of the meta device, torch.utils.flop_counter counts "
+                     f"{counting.flop_counter_cpu:.4g}: the attention ran through a fused kernel it has no rule for.")
+    if counting.paper is not None and abs(counting.paper - reference) >= 0.05:
+        lines.append(f"- The paper prints {counting.paper}; the count by its convention is {reference:.3f}.")
+    return "\n".join(lines)
+
+
+def norm_summary(comparison: NormComparison) -> str:
+    """What the norms did to this tensor and whether the two LayerNorms agree, in Markdown."""
+    n, c, h, w = comparison.shape
+    affine = (f"with the scale and shift of the model's `{comparison.affine_from}`" if comparison.affine_from
+              else "with scale 1 and shift 0 (the model has no LayerNorm of this width)")
+    ratio = comparison.seconds_permuted / comparison.seconds_channels_first
+    return (
+        f"Stage {comparison.stage + 1} of **{comparison.model}** ({comparison.weights}) gives a {n} x {c} x {h} x {w} "
+        f"tensor. BatchNorm normalizes each of the {c} channels over the batch and the {h * w} positions (here the "
+        f"batch is this one image; in training it is the whole batch, at inference the running averages); "
+        f"LayerNorm, as ConvNeXt uses it, normalizes each of the {h * w} positions over its {c} channels. "
+        f"Channel means range from {comparison.bn_mean.min():.3f} to {comparison.bn_mean.max():.3f}, position means "
+        f"from {comparison.ln_mean.min():.3f} to {comparison.ln_mean.max():.3f}.\n\n"
+        f"**The official channels_first LayerNorm against `nn.LayerNorm` after a permute**, {affine}: the largest "
+        f"difference over the tensor is {comparison.max_difference:.2e} (float32 rounding). On this machine one pass "
+        f"takes {comparison.seconds_channels_first * 1e6:.0f} us written out as the official code does and "
+        f"{comparison.seconds_permuted * 1e6:.0f} us through the permute and `F.layer_norm` ({ratio:.2f}x; the fastest "
+        f"of 50 passes each on the CPU, since other work on a shared machine only adds time). Both are the same "
+        f"arithmetic; which is faster depends on the tensor's size and the machine."
+    )
+
+
+def bn_to_ln_text(before: Counting, after: Counting) -> str:
+    """Why the paper's BN -> LN step moves no FLOPs, from the counting lab's figures of both networks."""
+    def line(key: str) -> str:
+        b, a = before.count(key), after.count(key)
+        return f"| {key} | {b.total:.4f} | {a.total:.4f} | {b.by_kind['norms']:.4f} | {a.by_kind['norms']:.4f} |"
+
+    from explorer.counting import TOOLS
+
+    reference = before.count("flop_counter").total, after.count("flop_counter").total
+    return "\n".join([
+        f"The roadmap's network just before BN -> LN and just after, counted by every tool at {before.input_size}. "
+        f"By the paper's convention (torch.utils.flop_counter) they are {reference[0]:.3f} and {reference[1]:.3f} "
+        f"GFLOPs: a norm multiplies no weights with activations, so swapping one changes nothing there. The paper "
+        f"prints {before.paper} and {after.paper}; the second figure does not follow from the networks. Tools that "
+        "count norms see a change, because they charge LayerNorm and BatchNorm differently per element (fvcore 5 "
+        "against 2; ptflops 1 for an exact nn.LayerNorm, nothing for its subclass LayerNorm2d; thop 4 for both). "
+        "The rest of each change comes from how the LN network is written, not from the norm: on channels-last "
+        "tensors its 1x1 convolutions are nn.Linear layers, which torchinfo counts once per image, and without a "
+        "BatchNorm after them they keep their biases, which both ptflops backends add.",
+        "",
+        "| counter | BN network | LN network | BN's norms | LN's norms |",
+        "|---|---|---|---|---|",
+        *[line(tool.key) for tool in TOOLS],
+    ])

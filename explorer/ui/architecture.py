@@ -7,8 +7,8 @@ from explorer.analysis import summarize
 from explorer.paper import family_point, model_figures
 from explorer.plots import family_chart, stage_bars
 from explorer.report import HEADERS, paper_comparison, table_rows
-from explorer.ui.common import friendly, model_choices, spec_choices
-from explorer.zoo import ExplorerError, get_spec, specs_by_family
+from explorer.ui.common import friendly, model_choices, parse_input_size, spec_choices
+from explorer.zoo import get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
 INPUT_SIZES = [160, 224, 256, 288, 320, 384, 448, 512]
@@ -18,17 +18,10 @@ each stage, where the parameters and the compute (GFLOPs, counted the paper's wa
 of convolutions, linear layers and matmuls) sit, and how the counts compare with the paper's tables."""
 
 
-def _input_size(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ExplorerError(f"Input size '{value}' is not a whole number; try 224 or 384.") from None
-
-
 @friendly
 def show(name: str, size, compare: str):
     """Headline, table and the two per-stage charts for `name` (and `compare` overlaid)."""
-    summary = summarize(name, _input_size(size))
+    summary = summarize(name, parse_input_size(size))
     summaries = [summary] + ([summarize(compare, summary.input_size)] if compare else [])
     headline = "\n\n".join(
         f"**{s.label}** at {s.input_size}x{s.input_size}: {paper_comparison(s)}" for s in summaries

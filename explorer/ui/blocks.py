@@ -7,6 +7,7 @@ from explorer.compare import DESIGNS, STAGES, compare
 from explorer.plots import block_diagram
 from explorer.report import blocks_html
 from explorer.ui.common import friendly
+from explorer.ui.normalization import build_normalization_section
 
 INTRO = """Five residual blocks at the same width C (the channels each block takes and returns) and the
 same resolution, as in a stage of ConvNeXt-T or Swin-T. Each is built from its module structure and
@@ -33,5 +34,6 @@ def build_blocks_tab(demo: gr.Blocks) -> None:
         for row in ROWS:  # the ResNet family's three blocks, then Swin's beside ConvNeXt's
             with gr.Row():
                 diagrams += [gr.Plot(show_label=False, elem_id=f"blocks-{d.key}") for d in row]
+        build_normalization_section()
     stage.change(show_blocks, stage, [table, *diagrams])
     demo.load(show_blocks, stage, [table, *diagrams])

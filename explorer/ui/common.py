@@ -30,6 +30,14 @@ def friendly(handler: Callable) -> Callable:
     return wrapped
 
 
+def parse_input_size(value) -> int:
+    """An input size typed or picked in a dropdown, as a whole number (the registry checks its range)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ExplorerError(f"Input size '{value}' is not a whole number; try 224 or 384.") from None
+
+
 def spec_choices(specs: list[ModelSpec]) -> list[tuple[str, str]]:
     """(label, name) pairs for a dropdown."""
     return [(spec.label, spec.name) for spec in specs]

@@ -29,7 +29,7 @@ from explorer.zoo import IN1K_CLASSES, build_model, get_spec, specs_by_family
 
 STORAGE_KEY = "convnext-explorer-lesson"
 TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "Blocks", "predict": "Predict",
-              "inside": "Look inside", "bench": "Benchmark", "erf": "Receptive field"}
+              "inside": "Look inside", "bench": "Benchmark", "erf": "Receptive field", "counting": "Counting"}
 INPUT_SIZE = 224
 # A panel's redraws run one at a time, in the order asked: a drawing started by Next must not land
 # after (and overwrite) the one for a choice the reader made while it was running.
