@@ -132,7 +132,7 @@ def erf_table(results: list[ErfResult]) -> str:
 def printed_beside_counted(summaries: list[Summary]) -> str:
     """A Markdown table: each model's counted parameters and GFLOPs beside the printed ones, with the
     printed top-1 and where the figures come from."""
-    lines = ["| model | params (M), counted | printed | GFLOPs, counted | printed | top-1 (printed) | source |",
+    lines = ["| model | params (M) | paper | GFLOPs | paper | top-1, paper | source |",
              "|---|---|---|---|---|---|---|"]
     for summary in summaries:
         figure = figure_for(get_spec(summary.model), summary.input_size)
