@@ -291,3 +291,11 @@ def test_the_family_chart_has_every_new_family():
     assert {"ConvNeXt V2 (counted)", "Isotropic (paper)", "ViT (counted)"} <= names
     huge = next(p for p in points if p.name == "ConvNeXt V2-H")
     assert math.isclose(huge.params_m, 660, rel_tol=0.001) and huge.paper_gflops == 115
+
+
+def test_the_headline_sets_every_printed_figure_beside_the_count():
+    from explorer.report import paper_comparison
+
+    line = paper_comparison(summarize("convnextv2_tiny"))
+    assert "Counted: 28.635 M parameters, 4.456 GFLOPs" in line  # ConvNeXt-T's 4.456 (PAPER-FACTS) with GRN
+    assert "28.6 M parameters, 4.47 GFLOPs, 83.0% top-1 (ConvNeXt V2 README" in line and "slip" in line
