@@ -17,7 +17,7 @@ so only trained weights can show the effect.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,9 @@ class CollapseProfile:
     @property
     def random(self) -> bool:
         return self.weights == "random init"
+
+    def to_json(self) -> dict:
+        return asdict(self) | {"random": self.random}
 
 
 def hidden_layers(loaded: LoadedModel) -> list[str]:
@@ -104,6 +107,8 @@ def reading(profiles: list[CollapseProfile]) -> str:
     if any(p.random for p in profiles):
         return ("**Random weights**: this shows the measure on untrained networks, where V2's GRN starts as the identity, so it cannot show feature "
                 f"collapse or GRN's cure; that needs trained weights. {text}")
+    if len(profiles) == 1:
+        return f"{text} Lower means more alike channels (0: all the same map)."
     return (f"{text} The V2 paper finds the collapse (many dead or near-identical channels, a low distance) "
             "most clearly in ConvNeXt V1 pre-trained as a masked autoencoder, and V2's blocks more diverse. "
             "The V1 weights here are the supervised ones, so read a small gap as consistent with the paper, "

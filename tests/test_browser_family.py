@@ -37,6 +37,7 @@ def test_the_blocks_tab_has_the_vit_and_v2_blocks(page):
     expect(table).to_contain_text("GlobalResponseNorm")
     expect(page.locator("#blocks-convnextv2")).to_contain_text("mlp.grn")  # the diagram, drawn
     expect(page.locator("#blocks-vit")).to_contain_text("attn")
+    page.screenshot(path="/tmp/blocks-v2-vit.png", full_page=True)
 
 
 def test_feature_collapse_on_random_weights_says_so(page):

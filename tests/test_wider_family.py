@@ -256,6 +256,7 @@ def test_the_collapse_reading_labels_random_weights():
     assert reading([random, trained]).startswith("**Random weights**")
     assert "needs trained weights" in reading([random, trained])
     assert "Random" not in reading([trained]) and "0.475" in reading([trained]) and "0.450 at b" in reading([trained])
+    assert "masked autoencoder" in reading([trained, trained]) and "masked" not in reading([trained])
 
 
 # --- isotropic against hierarchical; views -----------------------------------------------------------
