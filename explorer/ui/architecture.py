@@ -92,7 +92,7 @@ def build_architecture_tab(demo: gr.Blocks) -> None:
     family.change(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model)
     model.change(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
-    # Both run after the page has drawn; the family chart summarizes 17 models (seconds when cold).
+    # These run after the page has drawn; the family chart summarizes 31 models (seconds when cold).
     demo.load(pick_model, [model, compare], [size, *outputs])
     demo.load(draw_family_chart, None, family_plot)
     iso_size.change(show_isotropic, iso_size, [iso_text, iso_plot])

@@ -131,7 +131,7 @@ def show_family(name: str, size: int):
 def show_next(size: str):
     """The isotropic comparison of one size, and the ConvNeXt V2 block at stage 1 of ConvNeXt-T."""
     v2 = report("convnextv2", *STAGES[1])
-    title = f"{v2.title}: {v2.params / 1e3:.1f} K params, GRN between the pointwise layers"
+    title = f"{v2.title}: {v2.params / 1e3:.1f} K params"
     return *show_isotropic(size), block_diagram(list(v2.layers), title)
 
 
