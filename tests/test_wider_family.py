@@ -44,7 +44,7 @@ def _rounded(value: float, printed: str) -> str:
 @pytest.mark.parametrize("name", PRINTED)
 def test_counted_params_and_gflops_round_to_the_printed_figures(name):
     params, gflops, _top1 = PRINTED[name]
-    summary = summarize(name)  # on the meta device: even V2-Huge (660 M) allocates nothing
+    summary = summarize(name, 224)  # on the meta device: even V2-Huge (660 M) allocates nothing
     assert _rounded(summary.params / 1e6, params) == params
     assert _rounded(summary.gflops, gflops) == SLIPS.get(name, gflops)
 
@@ -286,7 +286,7 @@ def test_the_family_chart_has_every_new_family():
     from explorer.paper import family_point
     from explorer.plots import family_chart
 
-    new_tables = [f for f in model_figures() if f.source != FIGURE_TABLES["models"]]  # counted above already
+    new_tables = [f for f in model_figures() if f.source != FIGURE_TABLES["models"]]  # counted above at 224
     points = [family_point(f) for f in new_tables]
     names = {trace.name for trace in family_chart(points).data}
     assert {"ConvNeXt V2 (counted)", "Isotropic (paper)", "ViT (counted)"} <= names
