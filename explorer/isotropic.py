@@ -26,14 +26,15 @@ PATCH = 16  # side of the stem's patches, as in ViT-S/16, -B/16, -L/16
 
 @dataclass(frozen=True)
 class IsotropicConfig:
+    label: str  # the paper's name
     depth: int  # ConvNeXt blocks
     width: int  # channels C, the same in every block
 
 
 ISOTROPIC: dict[str, IsotropicConfig] = {  # the official names, paired with ViT-S, -B and -L
-    "convnext_isotropic_small": IsotropicConfig(depth=18, width=384),
-    "convnext_isotropic_base": IsotropicConfig(depth=18, width=768),
-    "convnext_isotropic_large": IsotropicConfig(depth=36, width=1024),
+    "convnext_isotropic_small": IsotropicConfig("ConvNeXt-S (iso.)", depth=18, width=384),
+    "convnext_isotropic_base": IsotropicConfig("ConvNeXt-B (iso.)", depth=18, width=768),
+    "convnext_isotropic_large": IsotropicConfig("ConvNeXt-L (iso.)", depth=36, width=1024),
 }
 
 

@@ -177,8 +177,8 @@ def _build_registry() -> dict[str, ModelSpec]:
               for arch, size in _CONVNEXT_V2.items()]
     from explorer.isotropic import ISOTROPIC, build_isotropic
 
-    specs += [ModelSpec(arch, "Isotropic", f"ConvNeXt-{arch.rsplit('_', 1)[1][0].upper()} (iso.)", arch,
-                        ISOTROPIC_LAYOUT, build=build_isotropic) for arch in ISOTROPIC]
+    specs += [ModelSpec(arch, "Isotropic", cfg.label, arch, ISOTROPIC_LAYOUT, build=build_isotropic)
+              for arch, cfg in ISOTROPIC.items()]
     specs += [ModelSpec(arch, "ViT", label, arch, VIT_LAYOUT, fixed_input=True) for arch, label in _VIT.items()]
     from explorer.shapes import CLASSES, SHAPES_NET, build_shapes_convnext  # the bundled demo model
 
