@@ -12,6 +12,7 @@ import gradio as gr
 from explorer.ui.architecture import build_architecture_tab
 from explorer.ui.blocks import build_blocks_tab
 from explorer.ui.bench import build_bench_tab
+from explorer.ui.collapse import build_collapse_tab
 from explorer.ui.counting import build_counting_tab
 from explorer.ui.erf import build_erf_tab
 from explorer.ui.inside import build_inside_tab
@@ -45,6 +46,7 @@ with gr.Blocks(title=TITLE) as demo:
         build_inside_tab(demo, start)
         build_erf_tab()
         build_counting_tab()
+        build_collapse_tab(start)
         build_bench_tab()
 
 

@@ -94,6 +94,21 @@ def _erf(args: argparse.Namespace) -> None:
     print(erf_table([result]))
 
 
+def _collapse(args: argparse.Namespace) -> None:
+    from explorer.collapse import collapse_profile, reading
+    from explorer.inference import open_image
+    from explorer.weights import load
+
+    profile = collapse_profile(load(args.model, args.weights), open_image(args.image))
+    if args.json:
+        print(json.dumps(profile.to_json()))
+        return
+    print(f"{profile.label} with {profile.weights}: mean pairwise cosine distance of the MLP's channels")
+    for block, distance in zip(profile.blocks, profile.distances):
+        print(f"{block:<20}{distance:.4f}")
+    print(reading([profile]))
+
+
 def _bench(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -189,6 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     flops.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
     flops.add_argument("--json", action="store_true", help="print one JSON document")
     flops.set_defaults(run=_flops)
+    collapse = commands.add_parser("collapse", help="feature collapse per block (ConvNeXt V2's cosine distance)")
+    collapse.add_argument("model", help="a ConvNeXt or ConvNeXt V2 (convnext_tiny, convnextv2_tiny, convnext_shapes, ...)")
+    collapse.add_argument("image", help="an image file")
+    collapse.add_argument("--weights", default=None, help="a checkpoint file or 'pretrained' (as for predict)")
+    collapse.add_argument("--json", action="store_true", help="print one JSON document")
+    collapse.set_defaults(run=_collapse)
 
     bench = commands.add_parser("bench", help="images per second, beside the paper's A100 figures (Table 12)")
     bench.add_argument("models", nargs="*", metavar="MODEL", default=list(DEFAULT_MODELS),

@@ -26,8 +26,9 @@ FP32_BYTES = 4
 class StageRow:
     """One row of an architecture summary."""
 
-    name: str  # "stem", "stage 1" .. "stage 4", "head"
-    output_shape: tuple[int, ...]  # (N, C, H, W) for the stem and stages, (N, classes) for the head
+    name: str  # "stem", "stage 1" .. "stage 4" (isotropic networks: "blocks 1-6", ...), "head"
+    output_shape: tuple[int, ...]  # (N, C, H, W) for the stem and stages ((N, tokens, C) in ViT), (N, classes)
+    #                                for the head
     blocks: int  # blocks in a stage; 0 for the stem and head
     params: int
     gflops: float  # paper convention: multiply-accumulates / 1e9
@@ -64,11 +65,22 @@ def _params_under(model: nn.Module, prefixes: tuple[str, ...]) -> int:
                if any(name == pre or name.startswith(pre + ".") for pre in prefixes))
 
 
-def _row_modules(layout: StageLayout) -> list[tuple[str, tuple[str, ...]]]:
-    """(row name, module names) for the stem, each stage and the head, in forward order."""
-    rows = [("stem", layout.stem)]
-    rows += [(f"stage {i + 1}", (stage,)) for i, stage in enumerate(layout.stages)]
-    return rows + [("head", layout.head)]
+def _row_modules(model: nn.Module, layout: StageLayout) -> list[tuple[str, tuple[str, ...], int]]:
+    """(row name, module names, blocks) for the stem, each stage (or, in an isotropic network, each
+    group of blocks) and the head, in forward order."""
+    def blocks_of(stage: str) -> nn.Module:
+        return model.get_submodule(f"{stage}.{layout.blocks}" if layout.blocks else stage)
+
+    rows = [("stem", layout.stem, 0)]
+    if layout.groups:
+        container = layout.stages[0]
+        size = len(blocks_of(container)) // layout.groups
+        for start in range(0, size * layout.groups, size):
+            rows.append((f"blocks {start + 1}-{start + size}",
+                         tuple(f"{container}.{i}" for i in range(start, start + size)), size))
+    else:
+        rows += [(f"stage {i + 1}", (stage,), len(blocks_of(stage))) for i, stage in enumerate(layout.stages)]
+    return rows + [("head", layout.head, 0)]
 
 
 def _as_nchw(shape: tuple[int, ...], layout: StageLayout) -> tuple[int, ...]:
@@ -82,7 +94,7 @@ def summarize_model(model: nn.Module, spec: ModelSpec, input_size: int) -> Summa
     """Per-stage rows of an already built model (any device; meta is fastest)."""
     layout = spec.layout
     modules = dict(model.named_modules())
-    rows = _row_modules(layout)
+    rows = _row_modules(model, layout)
     counter = FlopCounterMode(display=False)
     ends: dict[str, tuple[tuple[int, ...], int]] = {}  # row -> (output shape, FLOPs counted so far)
 
@@ -92,7 +104,7 @@ def summarize_model(model: nn.Module, spec: ModelSpec, input_size: int) -> Summa
         return hook
 
     # A row ends where its last module returns; the head ends with the model's output.
-    handles = [modules[names[-1]].register_forward_hook(record(row)) for row, names in rows[:-1]]
+    handles = [modules[names[-1]].register_forward_hook(record(row)) for row, names, _blocks in rows[:-1]]
     try:
         with counter:
             logits = _dry_run(model, input_size)
@@ -102,13 +114,9 @@ def summarize_model(model: nn.Module, spec: ModelSpec, input_size: int) -> Summa
     ends["head"] = (tuple(logits.shape), counter.get_total_flops())
 
     stage_rows, flops_before = [], 0
-    for row, names in rows:
+    for row, names, blocks in rows:
         shape, flops_after = ends[row]
         shape = _as_nchw(shape, layout)
-        blocks = 0
-        if row.startswith("stage"):
-            stage = modules[names[0]]
-            blocks = len(getattr(stage, layout.blocks) if layout.blocks else stage)
         numel = 1
         for dim in shape:
             numel *= dim

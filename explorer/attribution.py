@@ -27,7 +27,7 @@ from torch import nn
 
 from explorer.inference import TopClass, input_image, preprocess, top_classes
 from explorer.weights import BUNDLED, LoadedModel, WeightsUnavailableError, bundled_card
-from explorer.zoo import ExplorerError, StageLayout, get_spec
+from explorer.zoo import ExplorerError, StageLayout, get_spec, spatial_layout
 
 METHODS = ("gradcam", "ig", "occlusion", "saliency")
 METHOD_TITLES = {"gradcam": "Grad-CAM", "ig": "Integrated Gradients", "occlusion": "Occlusion",
@@ -64,7 +64,7 @@ class AttributionResult:
 
 def cam_layers(name: str) -> tuple[str, ...]:
     """The module names Grad-CAM can read for a registry model: its stages, first to last."""
-    return get_spec(name).layout.stages
+    return spatial_layout(name).stages
 
 
 def default_cam_layer(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Five residual blocks side by side at one width and resolution: what the paper's Figures 3 and 4 compare.
+"""Residual blocks side by side at one width and resolution: what the paper's Figures 3 and 4 compare,
+and the two blocks around it, ViT's (the isotropic comparison) and ConvNeXt V2's.
 
 Every block takes and returns C channels at H x W (C is the width of the residual stream) so that
 their costs can be read against each other:
@@ -8,8 +9,10 @@ their costs can be read against each other:
     inverted bottleneck   1x1 C -> 4C, depthwise 3x3 on 4C, 1x1 4C -> C                (roadmap `inverted`)
     Swin block            LN, 7x7-window self-attention, LN, MLP C -> 4C -> C, GELU    (timm)
     ConvNeXt block        7x7 depthwise, LN, 1x1 C -> 4C, GELU, 1x1 4C -> C, gamma     (roadmap `convnext_t`)
+    ConvNeXt V2 block     the same with GRN after the GELU and no gamma                (timm)
+    ViT block             LN, global self-attention, LN, MLP C -> 4C -> C, GELU          (timm)
 
-The roadmap's blocks are built by `explorer.blocks.Block` from the steps' own configs, Swin's by timm.
+The roadmap's blocks are built by `explorer.blocks.Block` from the steps' own configs, the others by timm.
 All counting runs on the meta device, as in `explorer.analysis`.
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ from explorer.roadmap import get_step
 from explorer.zoo import ExplorerError
 
 SWIN_HEAD_DIM = 32  # channels per attention head in every Swin model
+VIT_HEAD_DIM = 64  # channels per attention head in ViT-S, -B and -L
 SWIN_WINDOW = 7
 STAGES = {1: (96, 56), 2: (192, 28), 3: (384, 14), 4: (768, 7)}  # ConvNeXt-T / Swin-T: stage -> (C, H)
 
@@ -40,7 +44,7 @@ class BlockDesign:
     title: str
     origin: str  # where the block comes from, for the reader
     build: Callable[[int, int], nn.Module]  # (C, H) -> the block
-    channels_last: bool  # takes (N, H, W, C) instead of (N, C, H, W)
+    layout: str = "NCHW"  # what it takes: (N, C, H, W), "NHWC" (N, H, W, C), or "tokens" (N, H*W, C)
 
 
 def _roadmap_block(step_id: str) -> Callable[[int, int], nn.Module]:
@@ -58,16 +62,32 @@ def _swin_block(width: int, resolution: int) -> nn.Module:
                                 num_heads=width // SWIN_HEAD_DIM, window_size=SWIN_WINDOW)
 
 
+def _convnextv2_block(width: int, _resolution: int) -> nn.Module:
+    from timm.models.convnext import ConvNeXtBlock
+
+    return ConvNeXtBlock(width, use_grn=True, ls_init_value=None)  # as timm's convnextv2_* build it
+
+
+def _vit_block(width: int, _resolution: int) -> nn.Module:
+    from timm.models.vision_transformer import Block as VitBlock
+
+    return VitBlock(width, num_heads=max(1, width // VIT_HEAD_DIM), mlp_ratio=EXPANSION, qkv_bias=True)
+
+
 DESIGNS: tuple[BlockDesign, ...] = (
     BlockDesign("resnet", "ResNet bottleneck", "roadmap step resnet50 (ResNet-50's block)",
-                _roadmap_block("resnet50"), False),
+                _roadmap_block("resnet50")),
     BlockDesign("resnext", "ResNeXt block", "roadmap step width (depthwise 3x3, the paper's Figure 3a)",
-                _roadmap_block("width"), False),
+                _roadmap_block("width")),
     BlockDesign("inverted", "Inverted bottleneck", "roadmap step inverted (the paper's Figure 3b)",
-                _roadmap_block("inverted"), False),
-    BlockDesign("swin", "Swin block", "timm SwinTransformerBlock (W-MSA, window 7)", _swin_block, True),
+                _roadmap_block("inverted")),
+    BlockDesign("swin", "Swin block", "timm SwinTransformerBlock (W-MSA, window 7)", _swin_block, "NHWC"),
     BlockDesign("convnext", "ConvNeXt block", "roadmap step convnext_t (ConvNeXt-T's block)",
-                _roadmap_block("convnext_t"), False),
+                _roadmap_block("convnext_t")),
+    BlockDesign("vit", "ViT block", "timm vision_transformer.Block (global attention, 64 channels a head)",
+                _vit_block, "tokens"),
+    BlockDesign("convnextv2", "ConvNeXt V2 block", "timm ConvNeXtBlock(use_grn=True), as in convnextv2_*",
+                _convnextv2_block),
 )
 
 
@@ -94,7 +114,9 @@ def _spatial(block: nn.Module) -> str:
             k = module.kernel_size[0]
             return f"{k}x{k} {'depthwise ' if module.groups == module.in_channels else ''}conv"
     window = getattr(block, "window_size", None)
-    return f"{window[0]}x{window[1]} window attention" if window else "none"
+    if window:
+        return f"{window[0]}x{window[1]} window attention"
+    return "global self-attention" if hasattr(block, "attn") else "none"
 
 
 def _expansion(block: nn.Module, width: int) -> float:
@@ -121,7 +143,8 @@ def report(key: str, width: int, resolution: int) -> BlockReport:
     design = next(d for d in DESIGNS if d.key == key)
     with torch.device("meta"):
         block = design.build(width, resolution).eval()
-    shape = (1, resolution, resolution, width) if design.channels_last else (1, width, resolution, resolution)
+    shape = {"NCHW": (1, width, resolution, resolution), "NHWC": (1, resolution, resolution, width),
+             "tokens": (1, resolution * resolution, width)}[design.layout]
     x = torch.empty(shape, device="meta")
     layers = trace_layers(block, lambda: block(x))
     counter = FlopCounterMode(display=False)

@@ -38,7 +38,7 @@ from torch import nn
 from explorer.attribution import CamLayer
 from explorer.inference import ImageError, open_image, to_rgb
 from explorer.weights import BUNDLED, PRETRAINED, WEIGHTS_DIR, load
-from explorer.zoo import ExplorerError, StageLayout, build_model, check_input_size, get_spec
+from explorer.zoo import ExplorerError, StageLayout, build_model, check_input_size, get_spec, spatial_layout
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 RANDOM = "random"  # `weights`: random init, averaged over `seeds`
@@ -300,7 +300,7 @@ def stages_of(name: str) -> tuple[str, ...]:
 def _check(request: ErfRequest) -> tuple[int, str]:
     """The input size and stage of a request, after checking every field a person chose."""
     spec = get_spec(request.model)
-    stages = spec.layout.stages
+    stages = spatial_layout(request.model).stages
     stage = request.stage or stages[-1]
     if stage not in stages:
         raise ErfError(f"{request.model} has no stage called '{stage}'; use one of {', '.join(stages)}.")

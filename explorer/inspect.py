@@ -21,7 +21,7 @@ from torch import nn
 
 from explorer.inference import preprocess
 from explorer.weights import LoadedModel
-from explorer.zoo import ExplorerError, StageLayout, build_model, get_spec, model_names
+from explorer.zoo import ExplorerError, StageLayout, build_model, get_spec, model_names, spatial_layout
 
 TOP_CHANNELS = 8  # channels shown per stage in the activation grid
 RGB = 3
@@ -135,7 +135,7 @@ def depthwise_models() -> list[str]:
 
 
 def _layout(loaded: LoadedModel) -> StageLayout:
-    return get_spec(loaded.name).layout
+    return spatial_layout(loaded.name)
 
 
 def depthwise_blocks(loaded: LoadedModel) -> dict[int, list[int]]:

@@ -24,8 +24,8 @@ from explorer.roadmap import get_step
 from explorer.zoo import ExplorerError
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
-PANELS = ("results", "macro", "resnextify", "inverted", "kernel", "micro", "family", "beyond", "inside")
-TABS = ("architecture", "roadmap", "blocks", "predict", "inside", "bench", "erf", "counting")
+PANELS = ("results", "macro", "resnextify", "inverted", "kernel", "micro", "family", "next", "beyond", "inside")
+TABS = ("architecture", "roadmap", "blocks", "predict", "inside", "bench", "erf", "counting", "collapse")
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+):([\w:.\-]+?)(?:@(\d+))?\s*\}\}")
 
 

@@ -18,36 +18,52 @@ from explorer.zoo import IN1K_CLASSES, REGISTRY, ModelSpec
 PAPER_DIR = Path(__file__).resolve().parent.parent / "assets" / "paper"
 
 
+FIGURE_TABLES = {  # CSV in assets/paper/ -> where its figures are printed
+    "models": "ConvNeXt paper, Tables 1, 8 and 12",
+    "isotropic": "ConvNeXt paper, Section 3.3 (isotropic ConvNeXt vs ViT)",
+    "convnextv2": "ConvNeXt V2 README, ImageNet-1K fine-tuned models",
+}
+
+
 @dataclass(frozen=True)
 class PaperFigure:
-    """One model at one input size as the paper prints it (ImageNet-1K head)."""
+    """One model at one input size as a paper prints it (ImageNet-1K head)."""
 
-    arch: str  # timm architecture
+    arch: str  # timm architecture (or the zoo's, for the isotropic ConvNeXt)
     paper_name: str  # "ConvNeXt-T"
     input_size: int
     gflops: float  # the paper's figure (one decimal, two for ResNet-50)
     gflops_alt: float | None  # a second, different figure the paper prints elsewhere
     note: str  # why a figure differs from the count, or ""
+    params_m: float | None = None  # parameters in millions, where the table prints them
+    top1: float | None = None  # ImageNet-1K top-1 (%), where the table prints it
+    source: str = FIGURE_TABLES["models"]
 
 
-def _optional_float(text: str) -> float | None:
+def _optional_float(text: str | None) -> float | None:
     return float(text) if text else None
 
 
 @cache
 def model_figures() -> tuple[PaperFigure, ...]:
-    with open(PAPER_DIR / "models.csv", newline="") as f:
-        return tuple(
+    """Every printed figure of every table in FIGURE_TABLES, in their order."""
+    figures = []
+    for table, source in FIGURE_TABLES.items():
+        figures += [
             PaperFigure(
                 arch=row["arch"],
                 paper_name=row["paper_name"],
                 input_size=int(row["input_size"]),
                 gflops=float(row["gflops"]),
-                gflops_alt=_optional_float(row["gflops_alt"]),
+                gflops_alt=_optional_float(row.get("gflops_alt")),
                 note=row["note"],
+                params_m=_optional_float(row.get("params_m")),
+                top1=_optional_float(row.get("top1")),
+                source=source,
             )
-            for row in csv.DictReader(f)
-        )
+            for row in read_table(table)
+        ]
+    return tuple(figures)
 
 
 def figure_for(spec: ModelSpec, input_size: int) -> PaperFigure | None:

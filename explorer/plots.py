@@ -13,14 +13,16 @@ if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.bench import BenchReport
     from explorer.counting import Counting
     from explorer.normalization import NormComparison
+    from explorer.collapse import CollapseProfile
     from explorer.erf import ErfResult
     from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
     from explorer.paper import FamilyPoint
 
 TEMPLATE = "plotly_white"
-LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right"}  # the two families sit on top of each other
+LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right",  # families of equal size sit on top of each other
+               "ConvNeXt V2": "bottom right", "ViT": "top left", "Isotropic": "bottom left"}
 FAMILY_COLORS = {"ConvNeXt": "#1f77b4", "Swin": "#ff7f0e", "ResNet": "#7f7f7f", "ResNeXt": "#2ca02c",
-                 "Roadmap": "#9467bd"}
+                 "Roadmap": "#9467bd", "ConvNeXt V2": "#d62728", "Isotropic": "#17becf", "ViT": "#8c564b"}
 METRICS = {"params": ("Parameters (M)", lambda row: row.params / 1e6),
            "gflops": ("GFLOPs (paper convention)", lambda row: row.gflops)}
 
@@ -60,13 +62,37 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
             marker=dict(color=color, size=15, symbol="circle-open", line=dict(width=2)),
             hovertemplate="%{text}<br>%{y:.1f} GFLOPs in the paper<extra></extra>",
         )
-    fig.update_layout(template=TEMPLATE, title="The families: parameters against GFLOPs", height=520,
+    fig.update_layout(template=TEMPLATE, title="The families: parameters against GFLOPs", height=620,
                       xaxis_title="Parameters (M)", yaxis_title="GFLOPs (paper convention)",
-                      xaxis=dict(type="log", tickvals=[25, 50, 100, 200, 400]),
-                      yaxis=dict(type="log", tickvals=[2, 4, 8, 15, 30, 60, 100, 180]),
+                      xaxis=dict(type="log", tickvals=[4, 10, 25, 50, 100, 200, 400, 700], range=[0.45, 3.2]),
+                      yaxis=dict(type="log", tickvals=[0.5, 1, 2, 4, 8, 15, 30, 60, 115, 180]),
                       margin=dict(t=50, b=10))
     return fig
 
+
+PART_COLORS = ("#c7c7c7", "#c6dbef", "#6baed6", "#2171b5", "#08306b", "#7f7f7f")  # stem, 3-4 middle rows, head
+
+
+def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
+    """One horizontal bar per model, cut into its rows (stem, stages or groups of blocks, head) by
+    their share of the model's GFLOPs; each part is labelled with its output shape."""
+    fig = go.Figure()
+    for summary in summaries:
+        last = len(summary.stages) - 1
+        for index, row in enumerate(summary.stages):
+            share = 100 * row.gflops / summary.gflops
+            color = PART_COLORS[0 if index == 0 else -1 if index == last else min(index, len(PART_COLORS) - 2)]
+            shape = "x".join(str(d) for d in row.output_shape[1:])
+            fig.add_bar(
+                y=[summary.label], x=[share], orientation="h", marker=dict(color=color, line=dict(color="white", width=1)),
+                text=[f"{row.name}<br>{shape}" if share >= 8 else ""], textposition="inside", insidetextanchor="middle",
+                showlegend=False, hovertemplate=(f"{summary.label}, {row.name}: output {shape}<br>"
+                                                 f"{row.gflops:.3f} GFLOPs (%{{x:.1f}}% of {summary.gflops:.2f})<extra></extra>"))
+    fig.update_layout(template=TEMPLATE, barmode="stack", height=120 + 90 * len(summaries),
+                      title="Where the compute sits: each part's share of the model's GFLOPs, with its output shape",
+                      xaxis=dict(title="share of the GFLOPs (%)", range=[0, 100]), yaxis=dict(autorange="reversed"),
+                      margin=dict(t=50, b=10))
+    return fig
 
 KIND_COLORS = {"conv": "#aec7e8", "linear": "#ffbb78", "norm": "#98df8a", "act": "#ff9896",
                "attention": "#c5b0d5", "other": "#dddddd"}
@@ -460,4 +486,28 @@ def norm_histograms(comparison: NormComparison) -> go.Figure:
     fig.update_layout(template=TEMPLATE, barmode="overlay", height=360, xaxis_title="value", yaxis_title="elements",
                       title="Values before and after each norm (no scale and shift)",
                       legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+# --- feature collapse -----------------------------------------------------------------------------
+
+COLLAPSE_COLORS = {"ConvNeXt": FAMILY_COLORS["ConvNeXt"], "ConvNeXt V2": "#d62728"}
+
+
+def collapse_chart(profiles: list[CollapseProfile], families: list[str]) -> go.Figure:
+    """The mean pairwise cosine distance between MLP channels, block by block, one line per model;
+    dotted lines where a stage ends."""
+    fig = go.Figure()
+    for profile, family in zip(profiles, families):
+        fig.add_scatter(
+            name=f"{profile.label} ({profile.weights})", x=list(range(1, len(profile.blocks) + 1)),
+            y=list(profile.distances), text=list(profile.blocks), mode="lines+markers",
+            line=dict(color=COLLAPSE_COLORS.get(family, "#333333"), dash="dot" if profile.random else "solid"),
+            hovertemplate="block %{x} (%{text}): %{y:.4f}<extra>%{fullData.name}</extra>")
+    first = profiles[0]
+    for index in range(1, len(first.stages)):
+        if first.stages[index] != first.stages[index - 1]:
+            fig.add_vline(x=index + 0.5, line=dict(color="#bbb", dash="dot"))
+    weights = "random weights: no trained effect to see" if any(p.random for p in profiles) else "trained weights"
+    fig.update_layout(template=TEMPLATE, title=f"Feature collapse, block by block ({weights})", height=420,
+                      xaxis_title="block (dotted lines: stage boundaries)",
+                      yaxis_title="mean pairwise cosine distance of MLP channels",
+                      legend=dict(orientation="h", y=-0.25), margin=dict(t=50, b=10))
     return fig

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from explorer.analysis import Summary
-from explorer.paper import figure_for
+from explorer.paper import FIGURE_TABLES, figure_for
 from explorer.zoo import get_spec
 
 if TYPE_CHECKING:
@@ -43,13 +43,19 @@ def paper_comparison(summary: Summary) -> str:
         return f"{counted}. The paper prints no figure for this model at {summary.input_size}x{summary.input_size}."
     # str() keeps the precision the paper printed: 4.46, 45.1, 179.0
     paper = str(figure.gflops) if figure.gflops_alt is None else f"{figure.gflops} / {figure.gflops_alt}"
-    text = f"{counted}. Paper ({figure.paper_name} at {figure.input_size}): {paper} GFLOPs."
+    printed = [f"{figure.params_m:g} M parameters"] if figure.params_m is not None else []
+    printed.append(f"{paper} GFLOPs")
+    if figure.top1 is not None:
+        printed.append(f"{figure.top1:.1f}% top-1")
+    text = f"{counted}. Paper ({figure.paper_name} at {figure.input_size}): {', '.join(printed)}."
+    if figure.source != FIGURE_TABLES["models"]:
+        text = f"{text[:-1]} ({figure.source})."
     return f"{text} {figure.note}" if figure.note else text
 
 
 def format_table(summary: Summary) -> str:
     """A plain-text table for the terminal."""
-    widths = [8, 24, 7, 11, 9, 17]
+    widths = [14, 24, 7, 11, 9, 17]
     lines = ["".join(str(h).ljust(w) for h, w in zip(HEADERS, widths))]
     lines += ["".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in table_rows(summary)]
     return "\n".join(lines)
@@ -207,3 +213,18 @@ def bn_to_ln_text(before: Counting, after: Counting) -> str:
         "|---|---|---|---|---|",
         *[line(tool.key) for tool in TOOLS],
     ])
+def printed_beside_counted(summaries: list[Summary]) -> str:
+    """A Markdown table: each model's counted parameters and GFLOPs beside the printed ones, with the
+    printed top-1 and where the figures come from."""
+    lines = ["| model | params (M) | paper | GFLOPs | paper | top-1, paper | source |",
+             "|---|---|---|---|---|---|---|"]
+    for summary in summaries:
+        figure = figure_for(get_spec(summary.model), summary.input_size)
+
+        def printed(value) -> str:
+            return "-" if figure is None or value is None else f"{value:g}"
+
+        lines.append(f"| {summary.label} | {summary.params / 1e6:.2f} | {printed(figure and figure.params_m)} | "
+                     f"{summary.gflops:.3f} | {printed(figure and figure.gflops)} | "
+                     f"{printed(figure and figure.top1)} | {figure.source if figure else '-'} |")
+    return "\n".join(lines)

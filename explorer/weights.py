@@ -63,7 +63,16 @@ PAPER_TAGS: dict[str, str] = {
     "resnext50_32x4d": "tv_in1k",
     "resnext101_32x4d": "gluon_in1k",  # timm has no torchvision weights; gluon's are ImageNet-1K only
     "resnext101_64x4d": "tv_in1k",
+    **{f"convnextv2_{size}": "fcmae_ft_in1k"  # FCMAE pre-training, ImageNet-1K fine-tuning: the V2 table's
+       for size in ("atto", "femto", "pico", "nano", "tiny", "base", "large", "huge")},
+    # The ConvNeXt paper's ViT-S and ViT-B figures are DeiT's runs and ViT-L is its own: none is on the hub
+    # under these names. These are timm's ImageNet-1K runs of the same networks (L only after 21K).
+    "vit_small_patch16_224": "augreg_in1k",
+    "vit_base_patch16_224": "augreg_in1k",
+    "vit_large_patch16_224": "augreg_in21k_ft_in1k",
 }
+# The isotropic ConvNeXts have no hub weights: their official checkpoints (facebookresearch/ConvNeXt's
+# README) load as files, with the official key names (explorer.isotropic).
 IMAGENET_SUBSETS = {IN1K_CLASSES: "imagenet-1k", IN22K_CLASSES: "imagenet-22k"}  # for class names
 CONTAINER_KEYS = ("model", "state_dict", "model_ema")  # where training scripts nest the weights
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")

@@ -38,11 +38,15 @@ class UnknownModelError(ExplorerError):
 class StageLayout:
     """Where the parts of a network live, by module name, for per-stage summaries."""
 
-    stem: tuple[str, ...]  # modules from the image to the first stage
+    stem: tuple[str, ...]  # modules (and top-level parameters, as ViT's class token) from the image to
+    #                        the first stage; the last one is a module
     stages: tuple[str, ...]  # one module per stage, in order
     blocks: str  # attribute of a stage that holds its blocks ("" when the stage itself is the list)
     head: tuple[str, ...]  # modules from the last stage to the logits
     channels_last: bool = False  # stage outputs are (N, H, W, C), as in Swin
+    groups: int = 0  # isotropic networks (one stage, no downsampling): summarize its blocks in this
+    #                  many equal groups instead of one row
+    tokens: bool = False  # stage outputs are (N, tokens, C), as in ViT: no feature map to draw
 
 
 CONVNEXT_LAYOUT = StageLayout(
@@ -57,6 +61,17 @@ SWIN_LAYOUT = StageLayout(
     blocks="blocks",
     head=("norm", "head"),
     channels_last=True,
+)
+ISOTROPIC_GROUPS = 3  # an isotropic network is shown as its first, middle and last third of blocks
+ISOTROPIC_LAYOUT = StageLayout(stem=("stem",), stages=("blocks",), blocks="", head=("norm", "head"),
+                               groups=ISOTROPIC_GROUPS)
+VIT_LAYOUT = StageLayout(
+    stem=("patch_embed", "cls_token", "pos_embed", "norm_pre"),  # patches, class token, positions
+    stages=("blocks",),
+    blocks="",
+    head=("norm", "fc_norm", "head_drop", "head"),
+    groups=ISOTROPIC_GROUPS,
+    tokens=True,
 )
 RESNET_LAYOUT = StageLayout(
     stem=("conv1", "bn1", "act1", "maxpool"),
@@ -108,6 +123,21 @@ _SWIN = {  # timm name -> (paper's name, input size)
     "swin_base_patch4_window12_384": ("Swin-B", 384),
     "swin_large_patch4_window12_384": ("Swin-L", 384),
 }
+_CONVNEXT_V2 = {  # timm arch -> the V2 paper's name (Woo et al. 2023)
+    "convnextv2_atto": "Atto",
+    "convnextv2_femto": "Femto",
+    "convnextv2_pico": "Pico",
+    "convnextv2_nano": "Nano",
+    "convnextv2_tiny": "Tiny",
+    "convnextv2_base": "Base",
+    "convnextv2_large": "Large",
+    "convnextv2_huge": "Huge",
+}
+_VIT = {  # timm arch -> name in the ConvNeXt paper's isotropic comparison (Section 3.3)
+    "vit_small_patch16_224": "ViT-S",
+    "vit_base_patch16_224": "ViT-B",
+    "vit_large_patch16_224": "ViT-L",
+}
 _RESNETS = {
     "resnet18": ("ResNet", "ResNet-18"),
     "resnet34": ("ResNet", "ResNet-34"),
@@ -143,6 +173,13 @@ def _build_registry() -> dict[str, ModelSpec]:
     ]
     specs += [ModelSpec(arch, family, label, arch, RESNET_LAYOUT)
               for arch, (family, label) in _RESNETS.items()]
+    specs += [ModelSpec(arch, "ConvNeXt V2", f"ConvNeXt V2-{size}", arch, CONVNEXT_LAYOUT)
+              for arch, size in _CONVNEXT_V2.items()]
+    from explorer.isotropic import ISOTROPIC, build_isotropic
+
+    specs += [ModelSpec(arch, "Isotropic", cfg.label, arch, ISOTROPIC_LAYOUT, build=build_isotropic)
+              for arch, cfg in ISOTROPIC.items()]
+    specs += [ModelSpec(arch, "ViT", label, arch, VIT_LAYOUT, fixed_input=True) for arch, label in _VIT.items()]
     from explorer.shapes import CLASSES, SHAPES_NET, build_shapes_convnext  # the bundled demo model
 
     specs.append(ModelSpec("convnext_shapes", "Bundled", "ConvNeXt-Shapes (bundled, 8 classes)", "convnext",
@@ -188,6 +225,15 @@ def get_spec(name: str) -> ModelSpec:
     close = difflib.get_close_matches(name, model_names(), n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"Unknown model '{name}'.{hint}")
+
+
+def spatial_layout(name: str) -> StageLayout:
+    """The layout of a model whose stages output feature maps; ViT's token sequences get a sentence."""
+    spec = get_spec(name)
+    if spec.layout.tokens:
+        raise ExplorerError(f"{spec.label} turns the image into a sequence of tokens, not feature maps, so "
+                            f"this view cannot draw its stages; pick a ConvNet, an isotropic ConvNeXt or Swin.")
+    return spec.layout
 
 
 def check_input_size(size: int) -> int:

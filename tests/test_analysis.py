@@ -6,21 +6,31 @@ import timm
 import torch
 
 from explorer.analysis import summarize
-from explorer.zoo import REGISTRY, ExplorerError, build_model, check_input_size, model_names
+from explorer.zoo import REGISTRY, ExplorerError, build_model, check_input_size, get_spec, model_names
 
 
 @pytest.mark.parametrize("name", model_names())
 def test_every_model_summarizes_on_meta(name):
     summary = summarize(name)
-    assert [row.name for row in summary.stages] == ["stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
     assert sum(row.params for row in summary.stages) == summary.params
     assert sum(row.gflops for row in summary.stages) == pytest.approx(summary.gflops)
     assert summary.stages[-1].output_shape[0] == 1
-    for row in summary.stages[1:5]:
-        assert row.blocks > 0 and len(row.output_shape) == 4
-    # each stage halves the resolution of the one before: strides 4, 8, 16, 32
-    sides = [row.output_shape[-1] for row in summary.stages[1:5]]
-    assert sides == [summary.input_size // s for s in (4, 8, 16, 32)]
+    if get_spec(name).layout.groups:  # isotropic: thirds of the blocks, all at stride 16
+        depth = sum(row.blocks for row in summary.stages)
+        third = depth // 3
+        assert [row.name for row in summary.stages] == [
+            "stem", f"blocks 1-{third}", f"blocks {third + 1}-{2 * third}", f"blocks {2 * third + 1}-{depth}", "head"]
+        side = summary.input_size // 16
+        tokens = (1 + side * side,) if get_spec(name).layout.tokens else ()  # ViT: class token + patches
+        for row in summary.stages[:-1]:
+            assert row.output_shape[1:] in ((row.output_shape[1], side, side), tokens + row.output_shape[-1:])
+    else:
+        assert [row.name for row in summary.stages] == ["stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
+        for row in summary.stages[1:5]:
+            assert row.blocks > 0 and len(row.output_shape) == 4
+        # each stage halves the resolution of the one before: strides 4, 8, 16, 32
+        sides = [row.output_shape[-1] for row in summary.stages[1:5]]
+        assert sides == [summary.input_size // s for s in (4, 8, 16, 32)]
     for row in summary.stages:
         numel = 1
         for dim in row.output_shape:

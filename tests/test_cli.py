@@ -184,3 +184,18 @@ def test_bench_refuses_an_empty_batch_in_one_line():
     result = run_cli("bench", "convnext_shapes", "--batch", "0")
     assert result.returncode == 2 and "at least 1 image" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_collapse_json_for_the_bundled_model():
+    result = run_cli("collapse", "convnext_shapes", "assets/examples/star-0.png", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"model", "label", "weights", "blocks", "stages", "distances", "random"}
+    assert len(doc["blocks"]) == len(doc["distances"]) == 5 and doc["random"] is False  # depths 1, 1, 2, 1; trained
+    assert all(0 <= d <= 1 for d in doc["distances"])
+
+
+def test_collapse_of_a_model_without_a_convnext_mlp_is_one_line():
+    result = run_cli("collapse", "resnet18", "assets/examples/star-0.png")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no ConvNeXt MLP" in result.stderr

@@ -29,6 +29,12 @@ def expected(key: str, c: int, h: int) -> tuple[int, int]:
         params = 2 * c + (3 * c * c + 3 * c) + (c * c + c) + REL_POS_TABLE * heads + 2 * c + (4 * c * c + 4 * c) + (4 * c * c + c)
         # the Swin paper's count: 4hwC^2 (qkv, proj) + 2M^2hwC (QK^T, AV) + 8hwC^2 (MLP)
         return params, 12 * hw * c * c + 2 * WINDOW_TOKENS * hw * c
+    if key == "convnextv2":  # GRN's gamma and beta on the 4C hidden channels instead of layer scale
+        params = (49 * c + c) + 2 * c + (c * 4 * c + 4 * c) + 2 * 4 * c + (4 * c * c + c)
+        return params, hw * (49 * c + 8 * c * c)
+    if key == "vit":  # global attention: every one of the hw tokens attends to all hw
+        params = 2 * c + (3 * c * c + 3 * c) + (c * c + c) + 2 * c + (4 * c * c + 4 * c) + (4 * c * c + c)
+        return params, 12 * hw * c * c + 2 * hw * hw * c
     raise KeyError(key)
 
 

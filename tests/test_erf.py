@@ -166,7 +166,13 @@ def test_swin_channels_last_stage_matches_a_permuted_copy():
 
 
 def _one_per_family() -> list[str]:
-    return [specs[0].name for specs in specs_by_family().values()]
+    """ViT excepted: its blocks output tokens, not a feature map (see the next test)."""
+    return [specs[0].name for specs in specs_by_family().values() if not specs[0].layout.tokens]
+
+
+def test_vit_has_no_feature_map_and_gets_a_sentence():
+    with pytest.raises(ExplorerError, match="sequence of tokens"):
+        compute_erf(ErfRequest("vit_small_patch16_224", RANDOM, NOISE, count=1, seeds=1))
 
 
 @pytest.mark.parametrize("name", _one_per_family())

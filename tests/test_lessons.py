@@ -10,13 +10,13 @@ from explorer.roadmap import what_if
 from explorer.zoo import ExplorerError
 
 
-def test_nine_lessons_in_order_one_panel_each():
+def test_ten_lessons_in_order_one_panel_each():
     found = lessons()
-    assert len(found) == 9
+    assert len(found) == 10
     assert [lesson.panel for lesson in found] == list(PANELS)
 
 
-@pytest.mark.parametrize("index", range(9))
+@pytest.mark.parametrize("index", range(10))
 def test_every_lesson_renders_with_no_placeholder_left(index):
     rendered = text(index)
     assert "{{" not in rendered and "}}" not in rendered
@@ -63,6 +63,7 @@ PANEL_VALUES = {  # every choice each panel's controls offer
     "show_family": [(n, s) for n in ("convnext_tiny", "convnext_xlarge") for s in (224, 384)],
     "show_inside": [(s,) for s in (1, 4)],
     "show_beyond": [("coco",), ("ade20k",), ("throughput",)],
+    "show_next": [("S",), ("B",), ("L",)],
 }
 
 

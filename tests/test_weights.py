@@ -245,7 +245,12 @@ def test_non_finite_weights_are_refused(bad_value, random_models, tmp_path):
 
 # --- the hub --------------------------------------------------------------------------------------
 
-HUB_MODELS = [name for name in REGISTRY if name != BUNDLED]
+HUB_MODELS = [name for name, spec in REGISTRY.items() if spec.build is None]  # built by timm: on the hub
+
+
+def test_models_built_here_have_no_hub_weights_and_say_what_to_do():
+    with pytest.raises(WeightsUnavailableError, match="checkpoint file"):
+        hub_name("convnext_isotropic_small")  # the official isotropic weights are files, not on the hub
 
 
 @pytest.mark.parametrize("name", HUB_MODELS)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.analysis import summarize
+from explorer.layouts import TRIOS, reading, trio
 from explorer.paper import family_point, model_figures
-from explorer.plots import family_chart, stage_bars
-from explorer.report import HEADERS, paper_comparison, table_rows
+from explorer.plots import compute_layout_chart, family_chart, stage_bars
+from explorer.report import HEADERS, paper_comparison, printed_beside_counted, table_rows
 from explorer.ui.common import friendly, model_choices, parse_input_size, spec_choices
-from explorer.zoo import get_spec, specs_by_family
+from explorer.zoo import ExplorerError, get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
 INPUT_SIZES = [160, 224, 256, 288, 320, 384, 448, 512]
@@ -41,6 +42,21 @@ def draw_family_chart(progress=gr.Progress()):
     return family_chart([family_point(figure) for figure in figures])
 
 
+ISOTROPIC_INTRO = """The paper's Section 3.3 builds an **isotropic ConvNeXt**: a 16x16 patchify stem, then ConvNeXt
+blocks that never downsample, like ViT, to test the block itself against self-attention at equal size. Both
+run every block on a 14x14 grid at 224 (ViT with one class token more), so their compute is spread evenly
+over depth. The hierarchical ConvNeXt of about the same GFLOPs (T, B, XL) starts at 56x56, halves the grid
+three times and does most of its compute in stage 3."""
+ISOTROPIC_SIZES = [(" / ".join(get_spec(name).label.removesuffix(" (IN-1K head)") for name in TRIOS[size]), size)
+                   for size in TRIOS]
+
+
+@friendly
+def show_isotropic(size: str):
+    summaries = trio(size)
+    return f"{reading(summaries)}\n\n{printed_beside_counted(summaries)}", compute_layout_chart(summaries)
+
+
 def build_architecture_tab(demo: gr.Blocks) -> None:
     groups = specs_by_family()
     with gr.Tab("Architecture", id="architecture"):
@@ -59,11 +75,18 @@ def build_architecture_tab(demo: gr.Blocks) -> None:
             params_plot = gr.Plot(show_label=False)
             gflops_plot = gr.Plot(show_label=False)
         family_plot = gr.Plot(show_label=False, elem_id="arch-family")
+        with gr.Accordion("Isotropic vs hierarchical: ViT, the isotropic ConvNeXt and ConvNeXt", open=True):
+            gr.Markdown(ISOTROPIC_INTRO)
+            iso_size = gr.Radio(ISOTROPIC_SIZES, value="S", label="Size", elem_id="arch-iso-size")
+            iso_text = gr.Markdown(elem_id="arch-iso-text")
+            iso_plot = gr.Plot(show_label=False, elem_id="arch-iso-chart")
 
     outputs = [headline, table, params_plot, gflops_plot]
     family.change(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model)
     model.change(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
-    # Both run after the page has drawn; the family chart summarizes 17 models (seconds when cold).
+    # These run after the page has drawn; the family chart summarizes 31 models (seconds when cold).
     demo.load(pick_model, [model, compare], [size, *outputs])
     demo.load(draw_family_chart, None, family_plot)
+    iso_size.change(show_isotropic, iso_size, [iso_text, iso_plot])
+    demo.load(show_isotropic, iso_size, [iso_text, iso_plot])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from explorer.analysis import default_block, of_kind, summarize, trace_block
+from explorer.compare import STAGES, report
 from explorer.erf import compare, comparison
 from explorer.inspect import depthwise_kernels, distance_profiles
 from explorer.lessons import lessons, text
@@ -21,6 +22,7 @@ from explorer.plots import (block_diagram, distance_chart, erf_grid, erf_profile
                             results_chart, roadmap_chart, stage_bars, sweep_chart)
 from explorer.report import counted, erf_table, html_table, paper_comparison
 from explorer.roadmap import get_step, roadmap_table, step_name, steps, what_if
+from explorer.ui.architecture import ISOTROPIC_SIZES, show_isotropic
 from explorer.ui.common import friendly
 from explorer.ui.erf import growth
 from explorer.ui.inside import paper_or_random
@@ -29,7 +31,8 @@ from explorer.zoo import IN1K_CLASSES, build_model, get_spec, specs_by_family
 
 STORAGE_KEY = "convnext-explorer-lesson"
 TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "Blocks", "predict": "Predict",
-              "inside": "Look inside", "bench": "Benchmark", "erf": "Receptive field", "counting": "Counting"}
+              "inside": "Look inside", "bench": "Benchmark", "erf": "Receptive field", "counting": "Counting",
+              "collapse": "Feature collapse"}
 INPUT_SIZE = 224
 # A panel's redraws run one at a time, in the order asked: a drawing started by Next must not land
 # after (and overwrite) the one for a choice the reader made while it was running.
@@ -126,6 +129,13 @@ def show_family(name: str, size: int):
     return f"**{summary.label}** at {summary.input_size}: {paper_comparison(summary)}", html_table(summary)
 
 
+def show_next(size: str):
+    """The isotropic comparison of one size, and the ConvNeXt V2 block at stage 1 of ConvNeXt-T."""
+    v2 = report("convnextv2", *STAGES[1])
+    title = f"{v2.title}: {v2.params / 1e3:.1f} K params"
+    return *show_isotropic(size), block_diagram(list(v2.layers), title)
+
+
 def _paired_chart(pairs: list[tuple], title: str, axis: str, ratio: bool = False):
     labels = [f"{label} ({convnext / swin:.2f}x)" if ratio else label for label, swin, convnext in pairs]
     series = {family: [pair[i + 1] for pair in pairs] for i, family in enumerate(PAIRED)}
@@ -214,6 +224,14 @@ def _family_panel() -> Panel:
     return Panel([model, size], [gr.Markdown(), gr.HTML()], show_family)
 
 
+def _next_panel() -> Panel:
+    size = gr.Radio(ISOTROPIC_SIZES, value="S", label="Size")
+    text = gr.Markdown()
+    with gr.Row():
+        compute, block = gr.Plot(show_label=False, scale=2), gr.Plot(show_label=False, scale=1)
+    return Panel([size], [text, compute, block], show_next)
+
+
 def _beyond_panel() -> Panel:
     table = gr.Radio([(label, key) for key, (label, _chart) in BEYOND.items()], value="coco", label="The paper's table")
     return Panel([table], [gr.Plot(show_label=False)], show_beyond)
@@ -227,6 +245,7 @@ PANELS: dict[str, Callable[[], Panel]] = {
     "kernel": _kernel_panel,
     "micro": _micro_panel,
     "family": _family_panel,
+    "next": _next_panel,
     "beyond": _beyond_panel,
     "inside": lambda: _stage_panel(show_inside),
 }
