@@ -13,6 +13,7 @@ from explorer.zoo import get_spec
 if TYPE_CHECKING:
     from explorer.compare import BlockReport
     from explorer.erf import ErfResult
+    from explorer.sanity import CascadeResult, FaithfulnessResult
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
 
@@ -121,3 +122,19 @@ def erf_table(results: list[ErfResult]) -> str:
     rows = [f"| {r.label} | {r.weights} | {r.stage} | {r.images} | "
             + " | ".join(f"{a.ratio:.4f} ({a.side} px)" for a in r.ratios) + " |" for r in results]
     return "\n".join([head, rule, *rows])
+
+
+def cascade_table(result: CascadeResult) -> str:
+    """The cascade's similarities as a Markdown table, one row per level."""
+    rows = [f"| {level.name} | {level.spearman:.3f} | {level.ssim:.3f} |" for level in result.levels]
+    return "\n".join(["| re-initialized | Spearman (abs map) | SSIM |", "|---|---|---|", *rows])
+
+
+def faithfulness_table(result: FaithfulnessResult) -> str:
+    """Deletion and insertion areas of the map and its baselines as a Markdown table."""
+    from explorer.sanity import ORDERS
+
+    rows = [f"| {ORDERS[key]} | {curves.deletion_auc:.3f} | {curves.insertion_auc:.3f} |"
+            for key, curves in result.curves.items()]
+    return "\n".join(["| pixel order | deletion AUC (lower is better) | insertion AUC (higher is better) |",
+                      "|---|---|---|", *rows])
