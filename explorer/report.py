@@ -136,5 +136,5 @@ def faithfulness_table(result: FaithfulnessResult) -> str:
 
     rows = [f"| {ORDERS[key]} | {curves.deletion_auc:.3f} | {curves.insertion_auc:.3f} |"
             for key, curves in result.curves.items()]
-    return "\n".join(["| pixel order | deletion AUC (lower is better) | insertion AUC (higher is better) |",
+    return "\n".join(["| pixel order | deletion AUC (lower: better) | insertion AUC (higher: better) |",
                       "|---|---|---|", *rows])

@@ -305,6 +305,11 @@ def faithfulness(loaded: LoadedModel, image: Image.Image, method: str = "gradcam
     start = time.perf_counter()
     progress(0.0, "The map")
     result = attribute(loaded, image, method, layer, target)
+    return _faithfulness_of(loaded, image, result, steps, progress, start)
+
+
+def _faithfulness_of(loaded: LoadedModel, image: Image.Image, result: AttributionResult, steps: int,
+                     progress: Progress, start: float) -> FaithfulnessResult:
     batch = preprocess(image, loaded.data_config)  # (1, 3, H, W)
     deleted, hidden = torch.zeros_like(batch), blurred(batch)  # the mean color; insertion's start
     rng = np.random.default_rng(SEED)
@@ -317,3 +322,32 @@ def faithfulness(loaded: LoadedModel, image: Image.Image, method: str = "gradcam
             curves[key] = Curves(probability_curve(loaded.model, batch, deleted, order, steps, result.target),
                                  probability_curve(loaded.model, hidden, batch, order, steps, result.target))
     return FaithfulnessResult(result, steps, curves, time.perf_counter() - start)
+
+
+# --- both --------------------------------------------------------------------------------------------
+
+CASCADE_SHARE = 0.7  # of the progress bar: the cascade computes seven maps, the curves one model pass each
+
+
+@dataclass(frozen=True)
+class MapCheck:
+    """Both checks of one map."""
+
+    cascade: CascadeResult
+    faithfulness: FaithfulnessResult
+
+    def reading(self) -> str:
+        return f"{self.cascade.reading()} {self.faithfulness.reading()}"
+
+
+def check_map(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", layer: str | None = None,
+              target: int | str | None = None, steps: int = DEFAULT_STEPS, progress: Progress = _quiet) -> MapCheck:
+    """The cascade and the deletion/insertion curves of one map (computed once for both)."""
+    check_steps(steps)
+    checked = cascade(loaded, image, method, layer, target,
+                      progress=lambda fraction, what: progress(CASCADE_SHARE * fraction, what))
+    start = time.perf_counter()
+    curves = _faithfulness_of(loaded, image, checked.original, steps,
+                              lambda fraction, what: progress(CASCADE_SHARE + (1 - CASCADE_SHARE) * fraction, what),
+                              start)
+    return MapCheck(checked, curves)

@@ -20,7 +20,7 @@ CLIENTS = 16
 REQUESTS = 200
 MAX_RSS_GROWTH_MB = 300
 MODEL = "resnet18"  # the smallest registry model: random init, 224x224
-HEAVY = {"classify", "show_filters", "show_activations", "explain", "side_by_side", "show_erf"}  # events that run a model
+HEAVY = {"classify", "show_filters", "show_activations", "explain", "side_by_side", "show_erf", "check_trust"}  # events that run a model
 
 
 # --- one function per request kind: the only place that knows each event's parameters ---------------
