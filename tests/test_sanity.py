@@ -133,7 +133,7 @@ def test_area_is_the_trapezoid_rule_over_zero_to_one():
 
 
 def test_faithfulness_reports_every_order_and_refuses_zero_steps():
-    loaded = small_loaded("convnext_tiny")
+    loaded = small_loaded("convnext_shapes")
     result = faithfulness(loaded, picture(), "saliency", steps=4)
     assert set(result.curves) == set(ORDERS)
     assert all(len(c.deletion) == len(c.insertion) == 5 for c in result.curves.values())
@@ -147,7 +147,7 @@ def test_faithfulness_reports_every_order_and_refuses_zero_steps():
 
 @needs_bundled
 def test_on_the_bundled_model_gradcams_order_deletes_faster_than_random():
-    result = faithfulness(load(BUNDLED), _example("star"), "gradcam")
+    result = faithfulness(load(BUNDLED), _example("star"), "gradcam", steps=8)
     assert result.result.label == "star"
     assert result.curves["map"].deletion_auc < result.curves["random"].deletion_auc
 
@@ -206,7 +206,7 @@ def test_eigencam_ignores_the_layers_after_the_stage_it_reads():
 
 
 def test_cascade_json_lists_every_level():
-    doc = cascade(small_loaded("resnet18"), picture(), "saliency").to_json()
+    doc = cascade(small_loaded("convnext_shapes"), picture(), "saliency").to_json()
     assert [level["randomized"] for level in doc["levels"]][:3] == [[], ["head"], ["head", "stage 4"]]
     assert set(doc["levels"][0]) == {"randomized", "spearman", "ssim"}
     assert doc["levels"][0]["spearman"] == 1.0 and len(doc["levels"]) == 7
