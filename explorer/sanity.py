@@ -186,10 +186,11 @@ def check_steps(steps: int) -> int:
     return steps
 
 
-def pixel_order(heat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flat pixel indices, highest value first; equal values in random order (not top-left first)."""
+def pixel_order(heat: np.ndarray, seed: int = SEED) -> np.ndarray:
+    """Flat pixel indices, highest value first; equal values in a random order drawn from `seed` (not
+    top-left first)."""
     values = np.asarray(heat, dtype=np.float64).ravel()
-    return np.lexsort((rng.random(values.size), -values))
+    return np.lexsort((np.random.default_rng(seed).random(values.size), -values))
 
 
 def probability_curve(model: nn.Module, start: torch.Tensor, end: torch.Tensor, order: np.ndarray, steps: int,
@@ -312,13 +313,13 @@ def _faithfulness_of(loaded: LoadedModel, image: Image.Image, result: Attributio
                      progress: Progress, start: float) -> FaithfulnessResult:
     batch = preprocess(image, loaded.data_config)  # (1, 3, H, W)
     deleted, hidden = torch.zeros_like(batch), blurred(batch)  # the mean color; insertion's start
-    rng = np.random.default_rng(SEED)
-    heats = {"map": result.map, "random": rng.random(result.map.shape), "edge": edge_map(result.image)}
+    heats = {"map": result.map, "random": np.random.default_rng(SEED).random(result.map.shape),
+             "edge": edge_map(result.image)}
     curves = {}
     with loaded.lock:
         for index, (key, heat) in enumerate(heats.items()):
             progress((index + 1) / (len(heats) + 1), f"Deleting and inserting pixels in {ORDERS[key]}")
-            order = pixel_order(heat, rng)
+            order = pixel_order(heat)
             curves[key] = Curves(probability_curve(loaded.model, batch, deleted, order, steps, result.target),
                                  probability_curve(loaded.model, hidden, batch, order, steps, result.target))
     return FaithfulnessResult(result, steps, curves, time.perf_counter() - start)
