@@ -157,14 +157,13 @@ def fewer_evaluations(monkeypatch):
     monkeypatch.setattr(attribution, "OCCLUSION_BATCH", 64)
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("method", [method for method in METHODS if method != "scorecam"])  # one run per channel:
+@pytest.mark.parametrize("name", FAMILIES)  # 768 at ConvNeXt-T's last stage; Score-CAM runs on the bundled model
 def test_every_method_on_every_family(name, method, fewer_evaluations):
-    layer = cam_layers(name)[0] if method == "scorecam" else None  # a run per channel: the first stage has fewest
-    result = attribute(small_loaded(name), picture(1), method, layer)
+    result = attribute(small_loaded(name), picture(1), method)
     _check_map(result, SMALL)
     assert result.method == method
-    assert result.layer == (layer or cam_layers(name)[-1] if method in CAM_METHODS else None)
+    assert result.layer == (cam_layers(name)[-1] if method in CAM_METHODS else None)
     assert result.map.max() == pytest.approx(1.0) or result.map.max() == 0.0
 
 
