@@ -25,13 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from explorer.attribution import METHOD_TITLES, METHODS, attribute  # noqa: E402
 from explorer.inference import preprocess  # noqa: E402
-from explorer.sanity import (DEFAULT_STEPS, ORDERS, SEED, TOP_LEVEL, blurred, cascade, faithfulness,  # noqa: E402
+from explorer.sanity import (DEFAULT_STEPS, ORDERS, TOP_LEVEL, blurred, cascade, faithfulness,  # noqa: E402
                              pixel_order, probability_curve)
 from explorer.shapes import SHAPES_NET, sample  # noqa: E402
 from explorer.weights import BUNDLED, LoadedModel, load  # noqa: E402
@@ -69,7 +68,7 @@ def timing() -> None:
     for title, loaded in models.items():
         result = attribute(loaded, image, "gradcam")
         batch = preprocess(image, loaded.data_config)
-        order = pixel_order(result.map, np.random.default_rng(SEED))
+        order = pixel_order(result.map)
         hidden, deleted = blurred(batch), torch.zeros_like(batch)
 
         def curves() -> None:
