@@ -10,7 +10,9 @@ import json
 import sys
 
 from explorer.bench import DEFAULT_BATCH, DEFAULT_MODELS, REPEATS, WARMUP
+from explorer.attribution import METHODS
 from explorer.erf import DEFAULT_SEEDS
+from explorer.sanity import DEFAULT_STEPS
 from explorer.zoo import ExplorerError
 
 USAGE_ERROR = 2
@@ -65,6 +67,44 @@ def _cam(args: argparse.Namespace) -> None:
     print(f"{result.method} of '{result.label}' at {result.layer or 'the input'}: "
           f"{result.map.shape[0]}x{result.map.shape[1]} map in {result.seconds:.2f} s, written to {args.out}",
           file=sys.stderr)
+
+
+def _explained(result) -> str:
+    from explorer.attribution import METHOD_TITLES
+
+    where = f" at {result.layer}" if result.layer else ""
+    return f"{METHOD_TITLES[result.method]}{where} of '{result.label}' (class {result.target}), {result.weights}"
+
+
+def _sanity(args: argparse.Namespace) -> None:
+    from explorer.inference import open_image
+    from explorer.report import cascade_table
+    from explorer.sanity import cascade
+    from explorer.weights import load
+
+    result = cascade(load(args.model, args.weights), open_image(args.image), args.method, args.layer, args.target)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return
+    print(f"{_explained(result.original)}: {result.seconds:.2f} s")
+    print(cascade_table(result))
+    print(result.reading())
+
+
+def _faithfulness(args: argparse.Namespace) -> None:
+    from explorer.inference import open_image
+    from explorer.report import faithfulness_table
+    from explorer.sanity import faithfulness
+    from explorer.weights import load
+
+    result = faithfulness(load(args.model, args.weights), open_image(args.image), args.method, args.layer,
+                          args.target, args.steps)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return
+    print(f"{_explained(result.result)}, {result.steps} steps: {result.seconds:.2f} s")
+    print(faithfulness_table(result))
+    print(result.reading())
 
 
 def _erf(args: argparse.Namespace) -> None:
@@ -144,6 +184,14 @@ def _flops(args: argparse.Namespace) -> None:
           f"multiply-accumulates as each tool counts them")
     print(counting_table(counting))
     print(counting_notes(counting))
+def _attribution_arguments(command: argparse.ArgumentParser) -> None:
+    """MODEL IMAGE and the options that choose a map: shared by cam, sanity and faithfulness."""
+    command.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes")
+    command.add_argument("image", help="an image file")
+    command.add_argument("--weights", default=None, help="a checkpoint file or 'pretrained' (as for predict)")
+    command.add_argument("--method", choices=METHODS, default="gradcam")
+    command.add_argument("--layer", default=None, help="the stage a CAM method reads (default: the family's)")
+    command.add_argument("--target", default=None, help="class index or name to explain (default: the top class)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,14 +221,23 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
 
     cam = commands.add_parser("cam", help="an attribution map (Grad-CAM, ...) of an image, saved as .npy")
-    cam.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes")
-    cam.add_argument("image", help="an image file")
-    cam.add_argument("--weights", default=None, help="a checkpoint file or 'pretrained' (as for predict)")
-    cam.add_argument("--method", choices=["gradcam", "ig", "occlusion", "saliency"], default="gradcam")
-    cam.add_argument("--layer", default=None, help="the stage to explain (Grad-CAM; default: the family's)")
-    cam.add_argument("--target", default=None, help="class index or name to explain (default: the top class)")
+    _attribution_arguments(cam)
     cam.add_argument("--out", required=True, help="where to write the float32 map (.npy)")
     cam.set_defaults(run=_cam)
+
+    sanity = commands.add_parser("sanity", help="does the map change when the layers are randomized, top down? "
+                                                "(Adebayo et al. 2018)")
+    _attribution_arguments(sanity)
+    sanity.add_argument("--json", action="store_true", help="print one JSON document")
+    sanity.set_defaults(run=_sanity)
+
+    faithful = commands.add_parser("faithfulness", help="deletion and insertion curves of a map, against a random "
+                                                        "order and Sobel edges (Petsiuk et al. 2018)")
+    _attribution_arguments(faithful)
+    faithful.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                          help=f"pixels deleted or inserted in this many equal steps (default {DEFAULT_STEPS})")
+    faithful.add_argument("--json", action="store_true", help="print one JSON document")
+    faithful.set_defaults(run=_faithfulness)
 
     erf = commands.add_parser("erf", help="effective receptive field of a stage and its area ratios (RepLKNet's way)")
     erf.add_argument("model", help="a timm name, roadmap:STEP, or convnext_shapes")

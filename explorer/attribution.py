@@ -1,4 +1,4 @@
-"""Where a model looks when it decides: Grad-CAM and three other captum attributions.
+"""Where a model looks when it decides: Grad-CAM, four more class activation maps, three other captum attributions.
 
 One entry point, `attribute(loaded, image, method, layer=None, target=None)`, returns an
 `AttributionResult` whose `map` is a float32 (H, W) array at the model's input resolution, scaled
@@ -13,6 +13,9 @@ preprocessed batch; they share the preprocessing, the choice of target and the s
   evaluated in chunks of `IG_BATCH` so memory stays bounded.
 - `occlusion`: the drop in the class score when a square of the image is grayed out, tile by tile.
 - `saliency`: |d score / d pixel|, the largest over the color channels.
+- `gradcam++`, `hirescam`, `layercam`, `scorecam`, `eigencam`: pytorch-grad-cam's classes of those
+  names, read at the same stage as Grad-CAM through the same probe. Score-CAM runs the model once per
+  channel of that stage; EigenCAM is the stage's first principal component and ignores the class.
 """
 from __future__ import annotations
 
@@ -29,9 +32,16 @@ from explorer.inference import TopClass, input_image, preprocess, top_classes
 from explorer.weights import BUNDLED, LoadedModel, WeightsUnavailableError, bundled_card
 from explorer.zoo import ExplorerError, StageLayout, get_spec, spatial_layout
 
-METHODS = ("gradcam", "ig", "occlusion", "saliency")
+# method key -> the pytorch-grad-cam class that computes it (the library's own implementations)
+LIBRARY_CAMS = {"gradcam++": "GradCAMPlusPlus", "hirescam": "HiResCAM", "layercam": "LayerCAM",
+                "scorecam": "ScoreCAM", "eigencam": "EigenCAM"}
+CAM_METHODS = ("gradcam", *LIBRARY_CAMS)  # the methods that read a stage
+METHODS = ("gradcam", "ig", "occlusion", "saliency", *LIBRARY_CAMS)
 METHOD_TITLES = {"gradcam": "Grad-CAM", "ig": "Integrated Gradients", "occlusion": "Occlusion",
-                 "saliency": "Saliency"}
+                 "saliency": "Saliency", "gradcam++": "Grad-CAM++", "hirescam": "HiResCAM", "layercam": "LayerCAM",
+                 "scorecam": "Score-CAM", "eigencam": "EigenCAM"}
+SLOW_METHODS = ("ig", "occlusion", "scorecam")  # tens to hundreds of model runs per map
+SCORECAM_BATCH = 32  # masked copies per forward pass in Score-CAM
 TOP_K = 5  # classes listed with each map
 IG_STEPS = 24  # points on the path from the baseline to the image
 IG_BATCH = 8  # of those, evaluated per forward pass (bounds memory)
@@ -51,7 +61,7 @@ class AttributionResult:
     model: str  # registry name
     weights: str  # which weights, as `LoadedModel.weights` says
     method: str  # one of METHODS
-    layer: str | None  # the stage Grad-CAM read; None for the pixel-level methods
+    layer: str | None  # the stage a CAM method read; None for the pixel-level methods
     target: int  # the explained class index
     label: str  # its name
     map: np.ndarray  # (H, W) float32 in [0, 1] at the model's input resolution
@@ -150,6 +160,23 @@ def _gradcam(model: nn.Module, batch: torch.Tensor, target: int | None,
     return LayerAttribution.interpolate(cam, tuple(batch.shape[-2:]), "bilinear")[0, 0], kept["logits"]
 
 
+def _library_cam(model: nn.Module, batch: torch.Tensor, target: int | None, layer: nn.Module,
+                 method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(map (H, W), logits (1, classes)) from pytorch-grad-cam's class for `method`; `target` None
+    explains the top class. The library scales its map to [0, 1] itself and upsamples it bilinearly."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cam = getattr(pytorch_grad_cam, LIBRARY_CAMS[method])(model=model, target_layers=[layer])
+    cam.batch_size = SCORECAM_BATCH  # read by Score-CAM only
+    try:  # not `with cam`: its __exit__ swallows an IndexError and prints it
+        heat = cam(batch, targets=None if target is None else [ClassifierOutputTarget(target)])  # (1, H, W)
+        logits = cam.outputs.detach()  # (1, classes), from the same forward pass
+    finally:
+        cam.activations_and_grads.release()  # the hooks come off the shared model
+    return torch.from_numpy(heat[0]), logits
+
+
 def _integrated_gradients(model: nn.Module, batch: torch.Tensor, target: int) -> torch.Tensor:
     from captum.attr import IntegratedGradients
 
@@ -228,23 +255,26 @@ def attribute(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", 
               target: int | str | None = None) -> AttributionResult:
     """Explain one class of `image` (default: the predicted one) with `method`.
 
-    `layer` names a stage for Grad-CAM (default: `default_cam_layer`); the other methods work on
-    the pixels and refuse a layer. The map comes back at the model's input resolution in [0, 1].
+    `layer` names a stage for the CAM methods (default: `default_cam_layer`); the other methods work
+    on the pixels and refuse a layer. The map comes back at the model's input resolution in [0, 1].
     """
     _check_method(method)
-    if method == "gradcam":
+    if method in CAM_METHODS:
         layer = _check_layer(loaded.name, layer or default_cam_layer(loaded.name))
     elif layer:
-        raise AttributionError(f"Only Grad-CAM reads a layer; {METHOD_TITLES[method]} works on the "
+        raise AttributionError(f"Only the CAM methods read a layer; {METHOD_TITLES[method]} works on the "
                                f"pixels, so leave the layer out.")
     index = class_index(loaded, target)
     start = time.perf_counter()
     batch = preprocess(image, loaded.data_config)  # (1, 3, H, W)
     model = loaded.model
     with loaded.lock:
-        if method == "gradcam":  # one forward pass gives the map and the top classes
+        if method in CAM_METHODS:  # one forward pass gives the map and the top classes
             with torch.enable_grad(), CamLayer(model, get_spec(loaded.name).layout, layer) as module:
-                heat, logits = _gradcam(model, batch, index, module)
+                if method == "gradcam":
+                    heat, logits = _gradcam(model, batch, index, module)
+                else:
+                    heat, logits = _library_cam(model, batch, index, module, method)
         else:
             with torch.inference_mode():
                 logits = model(batch)  # (1, classes)

@@ -1,5 +1,5 @@
-"""Plotly figures drawn from the data in `explorer.analysis`, `explorer.paper`, `explorer.inspect` and
-`explorer.bench`."""
+"""Plotly figures drawn from the data in `explorer.analysis`, `explorer.paper`, `explorer.inspect`,
+`explorer.bench`, `explorer.erf` and `explorer.sanity`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.erf import ErfResult
     from explorer.inspect import DepthwiseKernels, DistanceProfile, StageActivations, StemFilters
     from explorer.paper import FamilyPoint
+    from explorer.sanity import CascadeResult, FaithfulnessResult
 
 TEMPLATE = "plotly_white"
 LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right",  # families of equal size sit on top of each other
@@ -486,6 +487,9 @@ def norm_histograms(comparison: NormComparison) -> go.Figure:
     fig.update_layout(template=TEMPLATE, barmode="overlay", height=360, xaxis_title="value", yaxis_title="elements",
                       title="Values before and after each norm (no scale and shift)",
                       legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+    return fig
+
+
 # --- feature collapse -----------------------------------------------------------------------------
 
 COLLAPSE_COLORS = {"ConvNeXt": FAMILY_COLORS["ConvNeXt"], "ConvNeXt V2": "#d62728"}
@@ -510,4 +514,52 @@ def collapse_chart(profiles: list[CollapseProfile], families: list[str]) -> go.F
                       xaxis_title="block (dotted lines: stage boundaries)",
                       yaxis_title="mean pairwise cosine distance of MLP channels",
                       legend=dict(orientation="h", y=-0.25), margin=dict(t=50, b=10))
+    return fig
+
+
+# --- can you trust the map? -------------------------------------------------------------------------
+
+SIMILARITY_COLORS = {"Spearman (|map|)": "#1f77b4", "SSIM": "#ff7f0e"}
+ORDER_COLORS = {"map": "#d62728", "random": "#7f7f7f", "edge": "#2ca02c"}
+
+
+def similarity_chart(result: CascadeResult) -> go.Figure:
+    """Spearman and SSIM of each cascade level's map with the original, level by level."""
+    names = [level.name for level in result.levels]
+    fig = go.Figure()
+    for series, values in (("Spearman (|map|)", [level.spearman for level in result.levels]),
+                           ("SSIM", [level.ssim for level in result.levels])):
+        fig.add_scatter(name=series, x=names, y=values, mode="lines+markers", line=dict(color=SIMILARITY_COLORS[series]),
+                        hovertemplate="%{x}: %{y:.3f}<extra>" + series + "</extra>")
+    fig.add_hline(y=0, line=dict(color="#999999", dash="dot"))
+    fig.update_layout(template=TEMPLATE, title="Similarity with the original map as layers are re-initialized",
+                      height=340, yaxis=dict(range=[-1.05, 1.05], title="similarity"),
+                      xaxis_title="re-initialized, from the top down (each level keeps the ones before)",
+                      legend=dict(orientation="h", y=-0.3), margin=dict(t=50, b=10))
+    return fig
+
+
+def deletion_insertion_chart(result: FaithfulnessResult) -> go.Figure:
+    """The target's probability as pixels are deleted (left) and inserted (right), for the map's order
+    and the two baselines."""
+    from plotly.subplots import make_subplots
+
+    from explorer.sanity import ORDERS
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("Deletion: the lower the area, the better",
+                                        "Insertion: the higher the area, the better"))
+    x = np.linspace(0, 1, result.steps + 1)
+    for key, curves in result.curves.items():
+        for col, (kind, values, auc) in enumerate((("deletion", curves.deletion, curves.deletion_auc),
+                                                   ("insertion", curves.insertion, curves.insertion_auc)), start=1):
+            fig.add_scatter(x=x, y=values, name=ORDERS[key], legendgroup=key, showlegend=col == 1, mode="lines",
+                            line=dict(color=ORDER_COLORS[key], width=3 if key == "map" else 1.5),
+                            hovertemplate=f"{ORDERS[key]}, {kind}: %{{x:.0%}} of the pixels, p = %{{y:.3f}} "
+                                          f"(area {auc:.3f})<extra></extra>", row=1, col=col)
+    fig.update_xaxes(title_text="pixels deleted (highest ranked first)", tickformat=".0%", row=1, col=1)
+    fig.update_xaxes(title_text="pixels revealed (highest ranked first)", tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(title_text=f"p('{result.result.label}')", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(template=TEMPLATE, height=380, legend=dict(orientation="h", y=-0.3), margin=dict(t=50, b=10))
     return fig

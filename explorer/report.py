@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from explorer.counting import Counting
     from explorer.normalization import NormComparison
     from explorer.erf import ErfResult
+    from explorer.sanity import CascadeResult, FaithfulnessResult
 
 HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
 
@@ -228,3 +229,19 @@ def printed_beside_counted(summaries: list[Summary]) -> str:
                      f"{summary.gflops:.3f} | {printed(figure and figure.gflops)} | "
                      f"{printed(figure and figure.top1)} | {figure.source if figure else '-'} |")
     return "\n".join(lines)
+
+
+def cascade_table(result: CascadeResult) -> str:
+    """The cascade's similarities as a Markdown table, one row per level."""
+    rows = [f"| {level.name} | {level.spearman:.3f} | {level.ssim:.3f} |" for level in result.levels]
+    return "\n".join(["| re-initialized | Spearman (abs map) | SSIM |", "|---|---|---|", *rows])
+
+
+def faithfulness_table(result: FaithfulnessResult) -> str:
+    """Deletion and insertion areas of the map and its baselines as a Markdown table."""
+    from explorer.sanity import ORDERS
+
+    rows = [f"| {ORDERS[key]} | {curves.deletion_auc:.3f} | {curves.insertion_auc:.3f} |"
+            for key, curves in result.curves.items()]
+    return "\n".join(["| pixel order | deletion AUC (lower: better) | insertion AUC (higher: better) |",
+                      "|---|---|---|", *rows])

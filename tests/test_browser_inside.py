@@ -38,6 +38,31 @@ def test_click_a_bundled_example_and_the_trained_model_names_and_finds_the_shape
     expect(page.locator(ERROR_TOAST)).to_have_count(0)
 
 
+def test_can_you_trust_this_map_shows_both_checks_and_reads_them(page):
+    page.get_by_role("tab", name="Look inside").click()
+    expect(page.locator("#inside-filter-info")).to_contain_text("ConvNeXt-Shapes", timeout=90_000)
+    page.locator("button.gallery-item:visible").nth(6).click()  # the star
+    expect(page.locator("#inside-image img")).to_be_visible(timeout=30_000)
+    page.locator("#inside-method").get_by_text("Score-CAM").click()
+    page.get_by_text("Can you trust this map?").click()  # the accordion opens
+    expect(page.locator("#inside-trust-note")).to_contain_text("can take minutes")  # warned before running
+    page.locator("#inside-method").get_by_text("Grad-CAM", exact=True).click()
+    expect(page.locator("#inside-trust-note")).not_to_contain_text("can take minutes")
+    page.locator("#inside-trust-run").click()
+    info = page.locator("#inside-trust-info")
+    expect(info).to_contain_text("Grad-CAM at stages.2 for 'star'", timeout=120_000)
+    expect(info).to_contain_text("with every layer random")  # the cascade's reading
+    expect(info).to_contain_text("Sobel edges")  # the curves' reading
+    expect(page.locator("#inside-trust-maps img")).to_have_count(7)  # the original and six levels
+    page.wait_for_function("[...document.querySelectorAll('#inside-trust-maps img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)")
+    expect(page.locator("#inside-trust-similarity .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#inside-trust-curves .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#inside-trust-table")).to_contain_text("random order")
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)
+    page.locator("#inside-trust").screenshot(path="/tmp/inside-trust.png")
+
+
 def test_small_overlays_are_enlarged_for_the_page():
     from explorer.ui.inside import SHOWN_SIDE, explain
     from explorer.ui.predict import EXAMPLES_DIR
@@ -52,7 +77,8 @@ def test_handlers_turn_mistakes_into_messages():
     import gradio as gr
     import pytest
 
-    from explorer.ui.inside import explain, show_filters, side_by_side
+    from explorer.ui.inside import check_trust, explain, show_filters, side_by_side
+    from explorer.ui.predict import EXAMPLES_DIR
 
     def quiet(*_args, **_kwargs) -> None:  # stands in for gr.Progress outside a running app
         return None
@@ -61,5 +87,10 @@ def test_handlers_turn_mistakes_into_messages():
         explain("convnext_shapes", "default", None, None, "gradcam", None, "", progress=quiet)
     with pytest.raises(gr.Error, match="Upload an image first"):
         side_by_side(None, progress=quiet)
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        check_trust("convnext_shapes", "default", None, None, "gradcam", None, "", 20, progress=quiet)
+    with pytest.raises(gr.Error, match="0 steps is not possible"):  # the slider stops at 5; the API does not
+        check_trust("convnext_shapes", "default", None, str(EXAMPLES_DIR / "ring-0.png"), "gradcam", None, "", 0,
+                    progress=quiet)
     with pytest.raises(gr.Error, match="no depthwise convolutions"):
         show_filters("roadmap:resnet50", "default", None, None, None, False, False, progress=quiet)

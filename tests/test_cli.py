@@ -199,3 +199,39 @@ def test_collapse_of_a_model_without_a_convnext_mlp_is_one_line():
     result = run_cli("collapse", "resnet18", "assets/examples/star-0.png")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no ConvNeXt MLP" in result.stderr
+EXAMPLE_STAR = str(ROOT / "assets" / "examples" / "star-0.png")
+
+
+def test_sanity_json_lists_the_cascade_from_the_original_down_to_the_stem():
+    result = run_cli("sanity", "convnext_shapes", EXAMPLE_STAR, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["method"] == "gradcam" and doc["label"] == "star" and doc["layer"] == "stages.2"
+    levels = doc["levels"]
+    assert [set(level) for level in levels] == [{"randomized", "spearman", "ssim"}] * 7
+    assert levels[0] == {"randomized": [], "spearman": 1.0, "ssim": 1.0}
+    assert levels[-1]["randomized"] == ["head", "stage 4", "stage 3", "stage 2", "stage 1", "stem"]
+    assert all(-1 <= level["spearman"] <= 1 and -1 <= level["ssim"] <= 1 for level in levels)
+
+
+def test_faithfulness_json_has_the_six_areas():
+    result = run_cli("faithfulness", "convnext_shapes", EXAMPLE_STAR, "--method", "saliency", "--steps", "5", "--json")
+    person = run_cli("faithfulness", "convnext_shapes", EXAMPLE_STAR, "--method", "saliency", "--steps", "5")
+    assert "random order" in person.stdout and "Sobel edges" in person.stdout  # the same figures as a table
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    areas = {"deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc", "edge_deletion_auc",
+             "edge_insertion_auc"}
+    assert areas <= set(doc) and all(0 <= doc[key] <= 1 for key in areas)
+    assert doc["method"] == "saliency" and doc["steps"] == 5
+    assert all(len(curves["deletion"]) == 6 for curves in doc["curves"].values())
+
+
+def test_sanity_and_faithfulness_refuse_mistakes_in_one_line(tmp_path, capsys):
+    from explorer.__main__ import main  # in this process: the messages come before any model runs
+
+    for args, words in ((("faithfulness", "convnext_shapes", EXAMPLE_STAR, "--steps", "0"), "0 steps"),
+                        (("sanity", "convnext_shapes", str(tmp_path / "none.png"), "--json"), "none.png")):
+        assert main(list(args)) == 2
+        out, err = capsys.readouterr()
+        assert words in err and len(err.strip().splitlines()) == 1 and out == ""

@@ -21,7 +21,7 @@ REQUESTS = 200
 MAX_RSS_GROWTH_MB = 300
 MODEL = "resnet18"  # the smallest registry model: random init, 224x224
 HEAVY = {"classify", "show_filters", "show_activations", "explain", "side_by_side", "show_erf", "show_counts",
-         "show_norms", "show_bn_to_ln", "show_collapse"}  # events that run a model
+         "show_norms", "show_bn_to_ln", "show_collapse", "check_trust"}  # events that run a model
 
 
 # --- one function per request kind: the only place that knows each event's parameters ---------------

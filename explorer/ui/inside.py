@@ -1,8 +1,9 @@
 """Look inside tab: the depthwise filters, each stage's activations and attribution maps for an upload.
 
-Four sections, each a thin layer over `explorer.inspect`, `explorer.attribution` and `explorer.plots`:
-Filters (kernels of one block, the |weight|-vs-distance chart, the stem), Activations, Attribution
-(one model, any method and class) and Side by side (ResNet-50, Swin-T and ConvNeXt-T on one upload).
+Five sections, each a thin layer over `explorer.inspect`, `explorer.attribution`, `explorer.sanity` and
+`explorer.plots`: Filters (kernels of one block, the |weight|-vs-distance chart, the stem), Activations,
+Attribution (one model, any method and class), Can you trust this map? (cascading randomization and
+deletion/insertion for the chosen method) and Side by side (ResNet-50, Swin-T and ConvNeXt-T on one upload).
 """
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from explorer.attribution import METHOD_TITLES, AttributionResult, attribute, cam_layers, default_cam_layer, overlay
+from explorer.attribution import (CAM_METHODS, METHOD_TITLES, SLOW_METHODS, AttributionResult, attribute, cam_layers,
+                                  default_cam_layer, overlay)
 from explorer.inspect import depthwise_blocks, depthwise_kernels, depthwise_models, distance_profiles, \
     stage_activations, stem_filters
-from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
+from explorer.plots import activation_grid, deletion_insertion_chart, distance_chart, kernel_grid, \
+    similarity_chart, stem_tiles
+from explorer.report import faithfulness_table
+from explorer.sanity import DEFAULT_STEPS, check_map
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
 from explorer.ui.image_source import caveat, image_source
 from explorer.ui.predict import Opening, load_chosen, weights_inputs
@@ -129,12 +134,37 @@ def explain(name: str, source: str, checkpoint: str | None, image: str | None, m
     progress(0.1, desc="Loading the model")
     loaded = load_chosen(name, source, checkpoint)
     progress(0.3, desc=f"Computing {METHOD_TITLES.get(method, method)}")
-    result = attribute(loaded, picture, method, layer if method == "gradcam" else None, target or None)
+    result = attribute(loaded, picture, method, layer if method in CAM_METHODS else None, target or None)
     scores = {f"{guess.label} ({guess.index})": guess.prob for guess in result.top}
     classes = [("top-1", "")] + [(f"{guess.label} ({guess.index})", str(guess.index)) for guess in result.top]
     value = target if any(target == value for _, value in classes) else ""
     info = f"{_described(loaded)}: {_caption(result)}.\n\n{caveat(loaded.name, picture)}"
     return _shown(result), scores, gr.update(choices=classes, value=value), info
+
+
+def trust_note(method: str) -> str:
+    """What the check will do for a method, with a warning before the slow ones."""
+    note = (f"Computes {METHOD_TITLES.get(method, method)}'s map seven times (once per level of the cascade) "
+            f"and runs the model {3 * 2 * (DEFAULT_STEPS + 1)} times for the curves (at {DEFAULT_STEPS} steps).")
+    if method in SLOW_METHODS:
+        note += (f" **{METHOD_TITLES[method]} runs the model many times for each map, so the seven maps can take "
+                 f"minutes on a CPU** (seconds on the bundled model).")
+    return note
+
+
+@friendly
+def check_trust(name: str, source: str, checkpoint: str | None, image: str | None, method: str, layer: str | None,
+                target: str | None, steps: int, progress=gr.Progress()):
+    picture = uploaded_image(image)
+    progress(0.0, desc="Loading the model")
+    loaded = load_chosen(name, source, checkpoint)
+    checked = check_map(loaded, picture, method, layer if method in CAM_METHODS else None, target or None,
+                        int(steps), progress=lambda fraction, what: progress(fraction, desc=what))
+    maps = [(overlay(level.result), level.name) for level in checked.cascade.levels]  # the chart gives the numbers
+    info = (f"{_described(loaded)}: {_caption(checked.cascade.original)}.\n\n**{checked.cascade.reading()}**\n\n"
+            f"**{checked.faithfulness.reading()}**")
+    return (maps, similarity_chart(checked.cascade), deletion_insertion_chart(checked.faithfulness),
+            faithfulness_table(checked.faithfulness), info)
 
 
 @friendly
@@ -192,13 +222,14 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
     picture.on([activations_button.click], show_activations, [*loaded_inputs, image],
                [*stage_plots, activations_info], **MODEL_EVENTS)
 
-    gr.Markdown("### Attribution\nWhere the model looks for a class: Grad-CAM reads a stage, the other "
-                "methods work on the pixels (slower: Integrated Gradients and Occlusion run the model many times).")
+    gr.Markdown("### Attribution\nWhere the model looks for a class: Grad-CAM and the other CAM methods read a "
+                "stage, Integrated Gradients, Occlusion and Saliency work on the pixels (slower: Integrated "
+                "Gradients, Occlusion and Score-CAM run the model many times).")
     with gr.Row():
         with gr.Column(scale=1):
             method = gr.Radio([(title, key) for key, title in METHOD_TITLES.items()], value="gradcam",
                               label="Method", elem_id="inside-method")
-            layer = gr.Dropdown(label="Grad-CAM layer", elem_id="inside-layer")
+            layer = gr.Dropdown(label="Layer (Grad-CAM and the other CAM methods)", elem_id="inside-layer")
             target = gr.Dropdown([("top-1", "")], value="", label="Class to explain", elem_id="inside-target")
             explain_button = gr.Button("Explain", variant="primary", elem_id="inside-explain")
             scores = gr.Label(num_top_classes=5, label="Top 5", elem_id="inside-scores")
@@ -208,6 +239,7 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
     model.change(layer_choices, model, layer)
     picture.on([explain_button.click, target.input], explain,
                [*loaded_inputs, image, method, layer, target], [blended, scores, target, explain_info], **MODEL_EVENTS)
+    _trust_section(picture, [*loaded_inputs, image, method, layer, target], method)
 
     gr.Markdown("### Side by side\nThe same image through ResNet-50, Swin-T and ConvNeXt-T, Grad-CAM at each "
                 "one's last stage, with the paper's weights where they can be reached.")
@@ -216,6 +248,38 @@ def _image_sections(start: Opening) -> tuple[gr.Dropdown, gr.Dropdown]:
     compare_info = gr.Markdown(elem_id="inside-compare-info")
     picture.on([compare_button.click], side_by_side, [image], [gallery, compare_info], **MODEL_EVENTS)
     return model, layer
+
+
+TRUST_INTRO = """A map is an explanation only if it depends on what the model learned and if the pixels it
+ranks first really drive the score. Two checks from the literature, for the method and class chosen above:
+
+- **Cascading randomization** (Adebayo et al. 2018): the layers are re-initialized from the top down (head,
+  stage 4, ..., stem, on a copy of the model) and the map is drawn again at each level. Each map is compared with
+  the original by Spearman's rank correlation of |map| and by SSIM. A map that barely changes while the weights
+  are destroyed shows the image, not the model.
+- **Deletion and insertion** (Petsiuk et al. 2018): the pixels are deleted (set to the mean color) or revealed
+  on a blurred copy, highest ranked first, and the class probability is followed. A faithful map makes the
+  deletion curve fall fast (small area) and the insertion curve rise fast (large area), faster than a random
+  order or a Sobel edge map, which know nothing about the model."""
+
+
+def _trust_section(picture, inputs: list, method: gr.Radio) -> None:
+    with gr.Accordion("Can you trust this map?", open=False, elem_id="inside-trust"):
+        gr.Markdown(TRUST_INTRO)
+        with gr.Row():
+            steps = gr.Slider(5, 50, value=DEFAULT_STEPS, step=1, label="Deletion/insertion steps",
+                              elem_id="inside-trust-steps")
+            run = gr.Button("Check this map", variant="primary", elem_id="inside-trust-run")
+        note = gr.Markdown(trust_note("gradcam"), elem_id="inside-trust-note")
+        info = gr.Markdown(elem_id="inside-trust-info")
+        maps = gr.Gallery(columns=7, height=240, label="The map at each level of the cascade",
+                          elem_id="inside-trust-maps")
+        with gr.Row():
+            similarity = gr.Plot(show_label=False, elem_id="inside-trust-similarity", scale=3)
+            table = gr.Markdown(elem_id="inside-trust-table", scale=2)
+        curves = gr.Plot(show_label=False, elem_id="inside-trust-curves")
+    method.change(trust_note, method, note)
+    picture.on([run.click], check_trust, [*inputs, steps], [maps, similarity, curves, table, info], **MODEL_EVENTS)
 
 
 def build_inside_tab(demo: gr.Blocks, start: Opening) -> None:
