@@ -9,8 +9,8 @@ the median of three runs. The faithfulness time is split into the map's own two 
 check with the random and Sobel baselines.
 
 `methods`: for every attribution method, the cascade and the deletion/insertion check of the bundled
-model's predicted class on `--images` held-out images: `explorer.shapes.sample(seed, i, 128)` from a
-seed that no training run, test or example uses (training used seeds 0-2, 20260101 and 20260102,
+model's predicted class on `--images` held-out images: `explorer.shapes.sample(seed, i, side)` at the model's input side, from a
+seed that no training run, test or example uses (training used seeds 0-6, 20260101 and 20260102,
 the examples 7). Prints the mean (and standard deviation) over the images, as Markdown.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def timing() -> None:
     tiny = load("convnext_tiny")  # random init, with the paper's preprocessing (224)
     models = {"ConvNeXt-T @224 (random init)": LoadedModel(build_model("convnext_tiny"), "convnext_tiny", "random init",
                                                            tiny.labels, tiny.data_config),
-              "convnext_shapes @128 (bundled)": load(BUNDLED)}
+              f"convnext_shapes @{SHAPES_NET.input_size} (bundled)": load(BUNDLED)}
     image = Image.fromarray(sample(HELD_OUT_SEED, 3, 256).image)
     print(f"Machine: {machine()}\n")
     print("| model | Grad-CAM cascade, 7 maps (s) | map's deletion + insertion, 20 steps (s) | "

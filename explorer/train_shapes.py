@@ -69,7 +69,7 @@ from torch.nn import functional as F
 from explorer.shapes import CLASSES, DRAWINGS, SHAPES_NET, ShapesDataset, build_shapes_convnext, normalize, sample
 
 NAME = "convnext_shapes"
-CAM_STAGE = 2  # stage 3 (8x8 at 128): stage 4's 4x4 grid is too coarse to point reliably
+CAM_STAGE = 2  # stage 3 (16x16 at 256): stage 4's 8x8 grid is too coarse to point reliably
 CAM_LAYER = f"stages.{CAM_STAGE}"
 CAM_SHARPNESS = 3.0  # the pointing loss's soft-max runs over the map divided by its spread, times this
 LAST_STAGE = "stages.3"

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
+from explorer.shapes import SHAPES_NET
 from explorer.ui.image_source import ONLY_EIGHT, SHAPES
 from tests.test_browser import ERROR_TOAST
 
@@ -75,7 +76,7 @@ def test_a_drawing_in_predict_is_classified_among_the_eight_shapes(page):
     assert top_class(page, "predict") in SHAPES
     expect(page.locator("#predict-info")).to_contain_text(ONLY_EIGHT[:40])
     seen = shown_pixels(page, "#predict-seen")
-    assert seen.shape[:2] == (128, 128)  # the bundled model's input
+    assert seen.shape[:2] == (SHAPES_NET.input_size,) * 2  # the bundled model's input
     assert 0.03 < dark_share(seen) < 0.5, f"the model saw {dark_share(seen):.0%} ink: the drawing did not arrive"
     expect(page.locator(ERROR_TOAST)).to_have_count(0)
     page.screenshot(path="/tmp/predict-canvas.png", full_page=True)

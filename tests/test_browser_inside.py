@@ -69,7 +69,7 @@ def test_small_overlays_are_enlarged_for_the_page():
 
     shown, scores, _classes, info = explain("convnext_shapes", "default", None, str(EXAMPLES_DIR / "ring-0.png"),
                                             "gradcam", None, "", progress=lambda *args, **kwargs: None)
-    assert shown.shape == (SHOWN_SIDE, SHOWN_SIDE, 3) and shown.dtype == np.uint8  # from the model's 128 px
+    assert shown.shape == (SHOWN_SIDE, SHOWN_SIDE, 3) and shown.dtype == np.uint8  # from the model's 256 px
     assert max(scores, key=scores.get) == "ring (5)" and "stages.2" in info
 
 

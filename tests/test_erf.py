@@ -288,12 +288,13 @@ def test_cli_json_and_out(tmp_path):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert {"model", "weights", "input_size", "stage", "images", "area_ratio", "side"} <= set(doc)
-    assert (doc["model"], doc["input_size"], doc["stage"], doc["images"]) == ("convnext_shapes", 128, "stages.2", 2)
+    size = get_spec("convnext_shapes").input_size
+    assert (doc["model"], doc["input_size"], doc["stage"], doc["images"]) == ("convnext_shapes", size, "stages.2", 2)
     assert set(doc["area_ratio"]) == set(doc["side"]) == {"0.2", "0.3", "0.5", "0.99"}
     saved = np.load(out)
-    assert saved.shape == (128, 128) and saved.dtype == np.float32
+    assert saved.shape == (size, size) and saved.dtype == np.float32
     for key, side in doc["side"].items():
-        assert doc["area_ratio"][key] == pytest.approx(side ** 2 / 128 ** 2, abs=1e-6)
+        assert doc["area_ratio"][key] == pytest.approx(side ** 2 / size ** 2, abs=1e-6)
     assert {str(r.threshold): r.side for r in area_ratios(saved)} == doc["side"]  # the file is the map before the log
 
 

@@ -162,8 +162,8 @@ def test_prediction_carries_the_picture_the_model_saw():
     loaded = load("convnext_shapes")
     square = Image.new("RGB", (300, 300), "white")
     square.paste((0, 0, 0), (140, 0, 160, 300))  # a black bar down the middle
-    seen = predict(loaded, square).image
-    assert seen.shape == (128, 128, 3) and seen.dtype == np.uint8  # the model's input size
-    assert seen[64, 64].max() < 60 and seen[64, 10].min() > 200  # the bar, and white beside it
+    seen, side = predict(loaded, square).image, loaded.data_config["input_size"][-1]
+    assert seen.shape == (side, side, 3) and seen.dtype == np.uint8  # the model's input size
+    assert seen[side // 2, side // 2].max() < 60 and seen[side // 2, 10].min() > 200  # the bar, and white beside it
     assert is_blank(Image.new("RGBA", (40, 40), (0, 0, 0, 0))) and is_blank(Image.new("L", (9, 9), 7))
     assert not is_blank(square)

@@ -14,6 +14,7 @@ from explorer.normalization import (EPS, bn_to_ln_counts, channels_first_layer_n
                                     permuted_layer_norm)
 from explorer.weights import load
 from explorer.report import bn_to_ln_text
+from explorer.shapes import SHAPES_NET
 from explorer.zoo import ExplorerError
 from tests.conftest import ROOT
 
@@ -54,13 +55,14 @@ def stage_one():
 
 def test_statistics_of_a_real_stage_output_agree_with_torch(stage_one):
     c = stage_one
-    assert c.shape == (1, 16, 32, 32) and c.values.shape == (16, 32, 32)  # the bundled model's stage 1 at 128 px
+    side = SHAPES_NET.input_size // 4  # stage 1 of the bundled model: after the 4x4 patchify stem, 16 channels
+    assert c.shape == (1, 16, side, side) and c.values.shape == (16, side, side)
     x = torch.from_numpy(c.values)[None]
     bn = F.batch_norm(x, None, None, training=True, eps=EPS)  # batch statistics, per channel
     ln = F.layer_norm(x.permute(0, 2, 3, 1), (16,), eps=EPS).permute(0, 3, 1, 2)  # per position
     torch.testing.assert_close(torch.from_numpy(c.after_bn)[None], bn, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(torch.from_numpy(c.after_ln)[None], ln, rtol=1e-4, atol=1e-4)
-    assert c.bn_mean.shape == (16,) and c.ln_mean.shape == (32, 32)
+    assert c.bn_mean.shape == (16,) and c.ln_mean.shape == (side, side)
     torch.testing.assert_close(torch.from_numpy(c.bn_mean), x.mean(dim=(0, 2, 3)))
     torch.testing.assert_close(torch.from_numpy(c.ln_std), x.std(dim=1, unbiased=False)[0])
 
