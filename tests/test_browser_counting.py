@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from explorer.shapes import SHAPES_NET
 from tests.test_browser import ERROR_TOAST, choose
 
 SLOW = 180_000  # ms: six counters on a CPU shared with the rest of the suite
@@ -37,7 +38,8 @@ def test_normalization_lab_on_a_bundled_example(page):
     page.get_by_role("tab", name="Blocks").click()
     page.locator("#norm-stage label", has_text="stage 2").click()
     page.locator("#norm-run").click()
-    expect(page.locator("#norm-summary")).to_contain_text("1 x 32 x 16 x 16", timeout=SLOW)
+    side = SHAPES_NET.input_size // 8  # stage 2: after the 4x4 stem and one downsampling
+    expect(page.locator("#norm-summary")).to_contain_text(f"1 x 32 x {side} x {side}", timeout=SLOW)
     expect(page.locator("#norm-summary")).to_contain_text("largest difference")
     expect(page.locator("#norm-sharing .js-plotly-plot")).to_be_visible()
     expect(page.locator("#norm-histograms .js-plotly-plot")).to_be_visible()
