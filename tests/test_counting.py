@@ -20,7 +20,7 @@ from torch import nn
 
 from explorer.counting import KINDS, TOOLS, count, count_model
 from explorer.report import counting_notes
-from explorer.zoo import build_model
+from explorer.zoo import build_model, get_spec
 
 MODELS = {"resnet50": 96, "convnext_tiny": 96, "swin_tiny_patch4_window7_224": 224}  # name -> input size
 NORMS = (nn.LayerNorm, nn.BatchNorm2d)
@@ -225,7 +225,8 @@ def test_json_of_the_bundled_model(capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert set(doc) == {"model", "input_size", "paper", "counters", "by_kind"}
-    assert doc["model"] == "convnext_shapes" and doc["input_size"] == 128 and doc["paper"] is None
+    assert doc["model"] == "convnext_shapes" and doc["paper"] is None
+    assert doc["input_size"] == get_spec("convnext_shapes").input_size
     assert set(doc["counters"]) == set(doc["by_kind"]) == {"flop_counter", "fvcore", "ptflops_pytorch",
                                                            "ptflops_aten", "thop", "torchinfo"}
     assert doc["counters"]["flop_counter"] == pytest.approx(summarize("convnext_shapes").gflops, rel=1e-12)
