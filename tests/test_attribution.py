@@ -45,10 +45,9 @@ def picture(seed: int = 0, size: tuple[int, int] = (90, 70)) -> Image.Image:
     return Image.fromarray((pixels * 255).astype(np.uint8))
 
 
-def gradcam_by_hand(model: torch.nn.Module, batch: torch.Tensor, layer: str, target: int,
-                    channels_last: bool) -> np.ndarray:
-    """Grad-CAM from its definition: weights = mean gradient over space, ReLU(sum of weighted maps),
-    bilinear upsampling to the input, divided by its maximum."""
+def stage_and_gradient(model: torch.nn.Module, batch: torch.Tensor, layer: str, target: int,
+                       channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output of `layer` and the gradient of class `target`'s score with respect to it, (N, C, h, w)."""
     kept = {}
     handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: kept.update(out=out))
     try:
@@ -59,6 +58,14 @@ def gradcam_by_hand(model: torch.nn.Module, batch: torch.Tensor, layer: str, tar
     (gradient,) = torch.autograd.grad(score, maps)
     if channels_last:  # (N, H, W, C) -> (N, C, H, W)
         maps, gradient = maps.permute(0, 3, 1, 2), gradient.permute(0, 3, 1, 2)
+    return maps, gradient
+
+
+def gradcam_by_hand(model: torch.nn.Module, batch: torch.Tensor, layer: str, target: int,
+                    channels_last: bool) -> np.ndarray:
+    """Grad-CAM from its definition: weights = mean gradient over space, ReLU(sum of weighted maps),
+    bilinear upsampling to the input, divided by its maximum."""
+    maps, gradient = stage_and_gradient(model, batch, layer, target, channels_last)
     weights = gradient.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
     cam = torch.relu((weights * maps).sum(dim=1, keepdim=True))  # (N, 1, h, w)
     cam = F.interpolate(cam, size=tuple(batch.shape[-2:]), mode="bilinear", align_corners=False)[0, 0]
@@ -98,16 +105,7 @@ def hirescam_by_hand(model: torch.nn.Module, batch: torch.Tensor, layer: str, ta
     and divided by its maximum plus 1e-7 (the library's guard against 0 / 0, which shows on maps as faint
     as ConvNeXt's, ~1e-5 with layer scale), upsampled bilinearly (half-pixel centres) to the input, and
     rescaled. Also the map's peak before scaling."""
-    kept = {}
-    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: kept.update(out=out))
-    try:
-        score = model(batch)[0, target]
-    finally:
-        handle.remove()
-    maps = kept["out"]
-    (gradient,) = torch.autograd.grad(score, maps)
-    if channels_last:  # (N, H, W, C) -> (N, C, H, W)
-        maps, gradient = maps.permute(0, 3, 1, 2), gradient.permute(0, 3, 1, 2)
+    maps, gradient = stage_and_gradient(model, batch, layer, target, channels_last)
     cam = torch.relu((gradient.double() * maps.double()).sum(dim=1, keepdim=True)).detach()  # (1, 1, h, w)
     peak = float(cam.max())
     cam = cam - cam.min()
