@@ -181,7 +181,7 @@ def test_mistakes_come_back_as_the_commands_sentences(client, capsys, tmp_path, 
         with pytest.raises(AppError) as caught:
             client.predict(**sent, api_name=endpoint)
         message = str(caught.value)
-        assert "Traceback" not in message and message.endswith("."), (endpoint, message)
+        assert "Traceback" not in message and message[-1] in ".?", (endpoint, message)
         if endpoint == "/roadmap":
             assert "resnet100" in message and "resnet50" in message and "resnet200" in message
         else:  # an image is named by its file name, not its folder, so the upload's message is the same
@@ -200,15 +200,15 @@ def test_a_checkpoint_upload_is_used_for_the_weights(client, capsys, tmp_path):
 
     from explorer import load
 
-    state = {key: value.contiguous() for key, value in load("convnext_shapes").model.state_dict().items()}
-    file = tmp_path / "shapes.safetensors"
+    # random weights of this process: the server's own random init differs, so only the file can match
+    state = {key: value.contiguous() for key, value in load("resnet18").model.state_dict().items()}
+    file = tmp_path / "mine.safetensors"
     save_file(state, str(file))
-    web = client.predict(handle_file(STAR), weights="file", checkpoint=handle_file(str(file)), topk=2,
-                         api_name="/predict")
-    cli = command_json(capsys, "predict", "convnext_shapes", STAR, "--weights", str(file), "--topk", "2")
-    assert web["weights"].endswith("shapes.safetensors") and cli["weights"].endswith("shapes.safetensors")
-    assert [top["label"] for top in web["top"]] == [top["label"] for top in cli["top"]]
-    assert differences(web["top"], cli["top"]) == []
+    web = client.predict(handle_file(STAR), "resnet18", weights="file", checkpoint=handle_file(str(file)),
+                         topk=3, api_name="/predict")
+    cli = command_json(capsys, "predict", "resnet18", STAR, "--weights", str(file), "--topk", "3")
+    assert cli["weights"].startswith("mine.safetensors")
+    assert differences(web, cli) == []
 
 
 # --- the Python API and the README ----------------------------------------------------------------------
