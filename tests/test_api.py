@@ -194,6 +194,23 @@ def test_mistakes_come_back_as_the_commands_sentences(client, capsys, tmp_path, 
     assert app_server.process.poll() is None
 
 
+def test_empty_parameters_of_a_raw_http_call_mean_the_defaults_or_get_a_sentence():
+    """gradio_client fills in defaults; a plain HTTP call can send null for any parameter."""
+    import gradio as gr
+
+    from explorer.ui import api
+
+    plain = api.predict(STAR, topk=2)
+    empty = api.predict(STAR, model=None, weights=None, topk=None)
+    assert [top["label"] for top in empty["top"]] == [top["label"] for top in api.predict(STAR)["top"]]
+    assert len(plain["top"]) == 2 and len(empty["top"]) == 5
+    assert api.faithfulness(STAR, method="saliency", steps=None)["steps"] == 20
+    for call, words in ((lambda: api.summary(None), "Name a model"), (lambda: api.flops(""), "Name a model"),
+                        (lambda: api.predict(None), "Upload an image first")):
+        with pytest.raises(gr.Error, match=words):
+            call()
+
+
 def test_a_checkpoint_upload_is_used_for_the_weights(client, capsys, tmp_path):
     from gradio_client import handle_file
     from safetensors.torch import save_file
@@ -215,8 +232,8 @@ def test_a_checkpoint_upload_is_used_for_the_weights(client, capsys, tmp_path):
 
 def test_importing_the_python_api_loads_nothing_heavy():
     """In a fresh interpreter, so that no other test's imports can hide an eager one."""
-    probe = ("import sys, explorer; heavy = [m for m in ('torch', 'timm', 'gradio', 'PIL', 'numpy') if m in sys.modules]; "
-             "print(heavy); from explorer import summarize, load, predict, attribute; print(summarize.__module__)")
+    probe = ("import sys, explorer; print([m for m in ('torch', 'timm', 'gradio', 'PIL', 'numpy') if m in sys.modules])"
+             "; from explorer import summarize, load, predict, attribute; print(summarize.__module__)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[]", "explorer.analysis"]

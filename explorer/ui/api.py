@@ -32,6 +32,7 @@ from explorer.zoo import ExplorerError
 
 DEFAULT = "default"  # the `weights` value for the model's own: random init, the bundled model's trained weights
 FILE = "file"  # the `weights` value for an uploaded checkpoint
+TOPK = 5  # classes /predict lists unless asked otherwise, as the command line's --topk
 MODEL_WEIGHTS = (DEFAULT, PRETRAINED, FILE)
 ERF_WEIGHTS = (DEFAULT, PRETRAINED, RANDOM, BRANCHES_ON, FILE)
 
@@ -49,8 +50,21 @@ def weights_named(choice: str | None, checkpoint: str | None, allowed: tuple[str
     return {DEFAULT: None, FILE: checkpoint}.get(choice, choice)
 
 
-def _loaded(model: str, weights: str | None, checkpoint: str | None) -> LoadedModel:
-    return load(model, weights_named(weights, checkpoint))
+def _loaded(model: str | None, weights: str | None, checkpoint: str | None) -> LoadedModel:
+    return load(model or BUNDLED, weights_named(weights, checkpoint))
+
+
+def _named(model: str | None) -> str:
+    """A model the endpoint cannot do without (a raw HTTP call can send none)."""
+    if not model:
+        raise ExplorerError("Name a model: a timm name (convnext_tiny, resnet50, ...), roadmap:STEP, or "
+                            "convnext_shapes.")
+    return model
+
+
+def _or(value, default):
+    """An empty optional parameter means what leaving the option out means on the command line."""
+    return default if value is None else value
 
 
 # --- the endpoints: one explorer call each, returning the command line's document -----------------
@@ -59,26 +73,27 @@ def _loaded(model: str, weights: str | None, checkpoint: str | None) -> LoadedMo
 def summary(model: str, input_size: int | None = None) -> dict:
     """Per-stage shapes, parameters and GFLOPs of a model (`summary MODEL --input-size N --json`);
     input_size None is the model's own."""
-    return summarize(model, input_size).to_json()
+    return summarize(_named(model), input_size).to_json()
 
 
 @friendly
 def roadmap(regime: str = "resnet50") -> list[dict]:
     """Every roadmap step, counted and as printed (`roadmap --regime R --json`): resnet50 or resnet200."""
-    return roadmap_table(regime)
+    return roadmap_table(_or(regime, "resnet50"))
 
 
 @friendly
-def predict(image: str | None, model: str = BUNDLED, weights: str = DEFAULT, topk: int = 5,
+def predict(image: str | None, model: str = BUNDLED, weights: str = DEFAULT, topk: int = TOPK,
             checkpoint: str | None = None) -> dict:
     """The top-k classes of an image (`predict MODEL IMAGE --topk K --json`)."""
     picture = uploaded_image(image)
-    return predict_top(_loaded(model, weights, checkpoint), picture, topk).to_json()
+    return predict_top(_loaded(model, weights, checkpoint), picture, _or(topk, TOPK)).to_json()
 
 
 @friendly
 def explain(image: str | None, model: str = BUNDLED, method: str = "gradcam", layer: str | None = None,
-            target: str | None = None, weights: str = DEFAULT, checkpoint: str | None = None) -> tuple[np.ndarray, dict]:
+            target: str | None = None, weights: str = DEFAULT,
+            checkpoint: str | None = None) -> tuple[np.ndarray, dict]:
     """An attribution map blended over the image the model saw, and what it explains (`cam ... --json`)."""
     picture = uploaded_image(image)
     result = attribute(_loaded(model, weights, checkpoint), picture, method, layer or None, target or None)
@@ -101,7 +116,7 @@ def faithfulness(image: str | None, model: str = BUNDLED, method: str = "gradcam
     (`faithfulness MODEL IMAGE ... --steps N --json`)."""
     picture = uploaded_image(image)
     return deletion_insertion(_loaded(model, weights, checkpoint), picture, method, layer or None, target or None,
-                              steps).to_json()
+                              _or(steps, DEFAULT_STEPS)).to_json()
 
 
 @friendly
@@ -109,14 +124,15 @@ def erf(model: str = BUNDLED, weights: str = DEFAULT, noise: int = DEFAULT_IMAGE
         stage: str | None = None, input_size: int | None = None, checkpoint: str | None = None) -> dict:
     """The effective receptive field of a stage on noise images, and its area ratios
     (`erf MODEL --noise N --seeds S --json`); kept on disk like the Receptive field tab's maps."""
-    request = ErfRequest(model, weights_named(weights, checkpoint, ERF_WEIGHTS), NOISE, noise, seeds, stage or None, input_size)
+    request = ErfRequest(model or BUNDLED, weights_named(weights, checkpoint, ERF_WEIGHTS), NOISE,
+                         _or(noise, DEFAULT_IMAGES), _or(seeds, DEFAULT_SEEDS), stage or None, input_size)
     return cached_erf(request).to_json()
 
 
 @friendly
 def flops(model: str, input_size: int | None = None) -> dict:
     """What every FLOP counter counts, per operator kind (`flops MODEL --input-size N --json`)."""
-    return count(model, input_size).to_json()
+    return count(_named(model), input_size).to_json()
 
 
 @friendly
@@ -141,22 +157,21 @@ def build_api(demo: gr.Blocks) -> None:
     keep_events_private(demo)
     with gr.Column(visible=False):
         image = ImageFile(label="image")
-        model = gr.Textbox(label="model", info="a registry name: a timm name, roadmap:STEP, or convnext_shapes")
+        model = gr.Textbox(label="model")
         model_or_bundled = gr.Textbox(BUNDLED, label="model")
-        input_size = gr.Number(None, precision=0, label="input_size", info="square input side; empty: the model's")
-        regime = gr.Textbox("resnet50", label="regime", info="resnet50 or resnet200")
-        weights = gr.Textbox(DEFAULT, label="weights", info="default, pretrained, or file (with checkpoint)")
-        erf_weights = gr.Textbox(DEFAULT, label="weights",
-                                 info="default, pretrained, random, random-branches-on, or file (with checkpoint)")
-        checkpoint = gr.File(None, type="filepath", label="checkpoint", file_types=[SAFETENSORS_SUFFIX, *TORCH_SUFFIXES])
-        topk = gr.Number(5, precision=0, label="topk")
+        input_size = gr.Number(None, precision=0, label="input_size")
+        regime = gr.Textbox("resnet50", label="regime")
+        weights = gr.Textbox(DEFAULT, label="weights")
+        checkpoint = gr.File(None, type="filepath", label="checkpoint",
+                             file_types=[SAFETENSORS_SUFFIX, *TORCH_SUFFIXES])
+        topk = gr.Number(TOPK, precision=0, label="topk")
         method = gr.Textbox("gradcam", label="method")
-        layer = gr.Textbox(None, label="layer", info="the stage a CAM method reads; empty: the model's default")
-        target = gr.Textbox(None, label="target", info="class index or name; empty: the top class")
+        layer = gr.Textbox(None, label="layer")
+        target = gr.Textbox(None, label="target")
         steps = gr.Number(DEFAULT_STEPS, precision=0, label="steps")
-        noise = gr.Number(DEFAULT_IMAGES, precision=0, label="noise", info="how many noise images")
-        seeds = gr.Number(DEFAULT_SEEDS, precision=0, label="seeds", info="random inits averaged (random weights)")
-        stage = gr.Textbox(None, label="stage", info="a stage's module name; empty: the last stage")
+        noise = gr.Number(DEFAULT_IMAGES, precision=0, label="noise")
+        seeds = gr.Number(DEFAULT_SEEDS, precision=0, label="seeds")
+        stage = gr.Textbox(None, label="stage")
         document = gr.JSON(label="result")
         picture = gr.Image(type="numpy", format="png", label="overlay")
 
@@ -168,7 +183,7 @@ def build_api(demo: gr.Blocks) -> None:
         (explain, [*attribution, weights, checkpoint], [picture, document], MODEL_EVENTS),
         (sanity, [*attribution, weights, checkpoint], document, MODEL_EVENTS),
         (faithfulness, [*attribution, steps, weights, checkpoint], document, MODEL_EVENTS),
-        (erf, [model_or_bundled, erf_weights, noise, seeds, stage, input_size, checkpoint], document, MODEL_EVENTS),
+        (erf, [model_or_bundled, weights, noise, seeds, stage, input_size, checkpoint], document, MODEL_EVENTS),
         (flops, [model, input_size], document, MODEL_EVENTS),
         (collapse, [image, model_or_bundled, weights, checkpoint], document, MODEL_EVENTS),
     ]
