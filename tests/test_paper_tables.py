@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from explorer.paper import FIGURE_TABLES, PaperFigure, model_figures, read_table
+from explorer.paper import FIGURE_TABLES, PaperFigure, model_figures, read_table, table_12
 from explorer.roadmap import steps
 
 # Table 12 (and Table 1's ImageNet-1K / 22K top-1): model, input side, GFLOPs, A100 images/s,
@@ -189,8 +189,8 @@ def printed_roadmap(regime: str) -> list[tuple[float, float]]:
 def test_table_12_throughput_gflops_and_top1():
     expected = [(name, int(side), float(gflops), float(speed), number(in1k), number(in22k))
                 for name, side, gflops, speed, in1k, in22k in typed(TABLE_12)]
-    shown = [(row["paper_name"], int(row["input_size"]), float(row["gflops"]), float(row["images_per_s"]),
-              number(row["top1_in1k"]), number(row["top1_in22k"])) for row in read_table("a100_throughput")]
+    shown = [(row.paper_name, row.input_size, row.gflops, row.images_per_s, row.top1_in1k, row.top1_in22k)
+             for row in table_12()]
     assert shown == expected
 
 
