@@ -120,8 +120,8 @@ def test_paper_figures_that_disagree_with_the_count_carry_a_note():
 
 def test_steps_are_in_the_zoo():
     spec = get_spec("roadmap:kernel7")
-    assert (spec.family, spec.arch) == ("Roadmap", "kernel7") and "kernel size 7" in spec.label
-    assert get_spec("roadmap200:kernel7").arch == "kernel7"
+    assert (spec.family, spec.step, spec.regime) == ("Roadmap", "kernel7", "resnet50") and "kernel size 7" in spec.label
+    assert (get_spec("roadmap200:kernel7").step, get_spec("roadmap200:kernel7").regime) == ("kernel7", "resnet200")
     convnext_b = summarize("roadmap200:convnext_t")
     assert [row.blocks for row in convnext_b.stages[1:5]] == [3, 3, 27, 3]
     assert convnext_b.stages[4].output_shape == (1, 1024, 7, 7)
