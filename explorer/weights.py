@@ -20,6 +20,7 @@ import pickle
 import re
 import socket
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,10 +36,12 @@ from torch import nn
 from explorer.zoo import IN1K_CLASSES, IN22K_CLASSES, REGISTRY, ExplorerError, build_model, get_spec
 
 PRETRAINED = "pretrained"  # the `weights` value that asks for the paper's weights
+RANDOM_INIT = "random init"  # `LoadedModel.weights` of a model without trained weights
 BUNDLED = "convnext_shapes"  # the model trained by the project, shipped in assets/weights/
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 HUB_PROBE_SECONDS = 3.0  # how long to wait for the hub (or proxy) to accept a connection
 LOADED_MODELS_KEPT = 4  # bound of the loaded-model cache (DESIGN principle 6)
+RETRY_HUB_AFTER_S = 300.0  # after the paper's weights could not be had, use random init without asking again this long
 EXAMPLES_IN_MESSAGE = 3  # key names quoted in a mismatch message
 
 # Registry name -> timm pretrained tag of the weights the paper reports. Registry names that carry
@@ -447,7 +450,7 @@ def _load_cached(name: str, weights: str | None, version: str) -> LoadedModel:
         model, _ = load_bundled()
         description = f"bundled {BUNDLED} (trained by the project)"
     elif weights is None:
-        model, description = build_model(name), "random init"
+        model, description = build_model(name), RANDOM_INIT
     elif weights == PRETRAINED:
         model, description = load_pretrained(name), f"{hub_name(name)} (hub)"
     else:
@@ -473,3 +476,27 @@ def load(name: str, weights: str | os.PathLike | None = None) -> LoadedModel:
         return _load_cached(name, weights, "")
     file = _existing_file(weights)
     return _load_cached(name, str(file), _file_version(file))
+
+
+# --- when the paper's weights cannot be had -------------------------------------------------------
+
+_PAPER_WEIGHTS_FAILED_AT: dict[str, float] = {}  # model -> when its paper's weights last could not be had
+
+
+def paper_or_random(name: str) -> tuple[LoadedModel, str]:
+    """The paper's weights when they can be had, else the same model with random init; and a sentence
+    saying which. This is the one fallback of every view that asks for the paper's weights: the model
+    a person chose stays the one shown, and after a failure the hub is not asked again for
+    RETRY_HUB_AFTER_S seconds, so an offline machine does not wait for it on every click."""
+    failed_at = _PAPER_WEIGHTS_FAILED_AT.get(name)
+    reason = "the paper's weights cannot be reached here"
+    if failed_at is None or time.monotonic() - failed_at > RETRY_HUB_AFTER_S:
+        try:
+            loaded = load(name, PRETRAINED)
+            _PAPER_WEIGHTS_FAILED_AT.pop(name, None)
+            return loaded, f"the paper's weights ({loaded.weights})"
+        except WeightsUnavailableError as error:
+            _PAPER_WEIGHTS_FAILED_AT[name] = time.monotonic()
+            reason = str(error).rstrip(".")
+    return load(name), (f"random init ({reason}), so it shows structure, not knowledge; the bundled {BUNDLED} "
+                        f"works offline")
