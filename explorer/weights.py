@@ -378,9 +378,9 @@ def _bundled_file(suffix: str) -> Path:
     file = WEIGHTS_DIR / f"{BUNDLED}{suffix}"
     if not file.is_file():
         raise WeightsUnavailableError(
-            f"The bundled model's file {file.name} is not in assets/weights/: the model has not been "
-            f"trained yet. Train it with `python -m explorer.train_shapes --out assets/weights`, or pick "
-            f"another model.")
+            f"The bundled model's file {file.name} is not in assets/weights/, where the project ships it: "
+            f"restore it (`git checkout assets/weights`) or train it again with "
+            f"`python -m explorer.train_shapes --out assets/weights`, or pick another model.")
     return file
 
 

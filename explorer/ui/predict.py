@@ -22,9 +22,9 @@ IMAGENET_EXAMPLES = ("cheetah.jpg", "cheetah1.jpg", "lion.jpg")
 INTRO = "Classify an image. The paper's ImageNet weights come from the hub when this machine is online. "
 BUNDLED_READY = ("The bundled **ConvNeXt-Shapes**, trained by this project on generated images of eight "
                  "shapes, works offline.")
-BUNDLED_MISSING = ("The bundled **ConvNeXt-Shapes** (eight generated shapes) has no trained weights yet: "
-                   "`python -m explorer.train_shapes --out assets/weights` trains it. Until then, models "
-                   "run with random weights, which show structure, not knowledge.")
+BUNDLED_MISSING = ("The bundled **ConvNeXt-Shapes** (eight generated shapes) ships with the project, but its "
+                   "files are missing from `assets/weights/`: `git checkout assets/weights` restores them. Until "
+                   "then, models run with random weights, which show structure, not knowledge.")
 WEIGHT_CHOICES = [("default (random init; the bundled model's own)", "default"),
                   ("the paper's, from the hub", PRETRAINED),
                   ("a checkpoint file", "file")]
