@@ -18,7 +18,7 @@ import io
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import torch
 from torch import nn

@@ -13,7 +13,7 @@ from PIL import Image
 from explorer.attribution import (CAM_METHODS, METHODS, AttributionError, attribute, cam_layers, default_cam_layer,
                                   occlusion_window, overlay)
 from explorer.inference import preprocess
-from explorer.weights import BUNDLED, WEIGHTS_DIR, LoadedModel, load
+from explorer.weights import BUNDLED, LoadedModel, load
 from explorer.zoo import build_model, get_spec
 
 CAM_SUM_NOISE = 0.03  # HiResCAM's channel sum cancels heavily; the library sums in float32, this test in float64

@@ -22,7 +22,7 @@ from explorer.sanity import DEFAULT_STEPS, check_map
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
 from explorer.ui.image_source import caveat, image_source
 from explorer.ui.predict import Opening, load_chosen, weights_inputs
-from explorer.weights import LoadedModel, load, paper_or_random
+from explorer.weights import LoadedModel, paper_or_random
 from explorer.zoo import get_spec
 
 STAGES_DRAWN = 4  # activation plots: every registry layout has four stages
