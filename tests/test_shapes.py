@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import torch
 from explorer.shapes import CLASSES, DRAWINGS, EXAMPLES, Recipe, ShapesDataset, _shape_masks, sample
 from explorer.zoo import SHAPES_NET, build_model, get_spec
 from tests.drawings import CLASSES as DRAWN_CLASSES
+from tests.conftest import ROOT
 from tests.drawings import drawn_set
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
@@ -149,6 +152,14 @@ def test_dataset_gives_normalized_tensors_and_batches_with_masks():
 
 
 # --- the bundled model (its weights and card are committed: a missing file fails here) -------------
+
+def test_the_registry_knows_the_bundled_model_without_the_drawing_code():
+    """The architecture lives in the zoo: a new interpreter resolves the name without PIL or this generator."""
+    code = ("import sys, explorer.zoo as zoo; spec = zoo.get_spec('convnext_shapes'); "
+            "print(spec.input_size, spec.num_classes, 'PIL' in sys.modules, 'explorer.shapes' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.stdout.split() == [str(SHAPES_NET.input_size), str(len(CLASSES)), "False", "False"], result.stderr
+
 
 @pytest.fixture(scope="module")
 def card() -> dict:

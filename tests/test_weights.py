@@ -21,9 +21,9 @@ from timm.data import ImageNetInfo
 
 from explorer import weights
 from explorer.inference import predict
-from explorer.weights import (BUNDLED, PRETRAINED, CheckpointError, CheckpointMismatchError,
+from explorer.weights import (BUNDLED, PRETRAINED, RANDOM_INIT, CheckpointError, CheckpointMismatchError,
                               WeightsUnavailableError, class_names, hub_name, load, load_checkpoint,
-                              load_pretrained)
+                              load_pretrained, paper_or_random)
 from explorer.zoo import REGISTRY, ExplorerError, UnknownModelError, build_model
 
 SMALL_INPUT = 64  # enough for five halvings; keeps the forward passes cheap
@@ -288,6 +288,26 @@ def test_unreachable_hub_is_refused_and_names_the_fallback(offline_by, offline_h
     with pytest.raises(WeightsUnavailableError) as caught:
         load("convnext_tiny", PRETRAINED)
     assert "could not be reached" in str(caught.value) and BUNDLED in str(caught.value)
+
+
+def test_unreachable_paper_weights_give_the_same_model_with_random_init_once_asked(offline_hub, monkeypatch):
+    """The one fallback both image tabs use: the chosen model stays, and the hub is not asked again soon."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(weights, "_PAPER_WEIGHTS_FAILED_AT", {})
+    loaded, which = paper_or_random("resnet18")
+    assert (loaded.name, loaded.weights) == ("resnet18", RANDOM_INIT)
+    assert which.startswith(RANDOM_INIT) and "could not be reached" in which and BUNDLED in which
+    asked = []
+
+    def unreachable(name):
+        asked.append(name)
+        raise WeightsUnavailableError("could not be reached")
+
+    monkeypatch.setattr(weights, "load_pretrained", unreachable)
+    assert paper_or_random("resnet18")[0].weights == RANDOM_INIT and asked == []  # within the pause: not asked
+    long_ago = time.monotonic() - weights.RETRY_HUB_AFTER_S - 1
+    monkeypatch.setattr(weights, "_PAPER_WEIGHTS_FAILED_AT", {"resnet18": long_ago})
+    assert paper_or_random("resnet18")[0].weights == RANDOM_INIT and asked == ["resnet18"]  # the pause is over
 
 
 def test_weights_in_the_local_cache_load_offline(offline_hub, monkeypatch, random_models, image_batch):
