@@ -33,7 +33,8 @@ from urllib.request import getproxies
 import torch
 from torch import nn
 
-from explorer.zoo import IN1K_CLASSES, IN22K_CLASSES, REGISTRY, ExplorerError, build_model, get_spec
+from explorer.roadmap import convnext_from_official, convnext_from_timm, resnet_from_timm
+from explorer.zoo import IN1K_CLASSES, IN22K_CLASSES, REGISTRY, ROADMAP_PREFIXES, ExplorerError, build_model, get_spec
 
 PRETRAINED = "pretrained"  # the `weights` value that asks for the paper's weights
 RANDOM_INIT = "random init"  # `LoadedModel.weights` of a model without trained weights
@@ -116,24 +117,21 @@ def _official_convnext_to_timm(state: StateDict, model: nn.Module) -> StateDict:
     return checkpoint_filter_fn(state, model)
 
 
-def _roadmap(convert_name: str) -> Callable[[StateDict, nn.Module], StateDict]:
-    """A converter from explorer.roadmap, imported on use (the roadmap imports this module's zoo)."""
-    def convert(state: StateDict, _model: nn.Module) -> StateDict:
-        from explorer import roadmap
-
-        return getattr(roadmap, convert_name)(state)
-    return convert
+def _to_roadmap_names(rename: Callable[[StateDict], StateDict]) -> Callable[[StateDict, nn.Module], StateDict]:
+    """A converter to a roadmap step's names (`explorer.roadmap`'s renamings ignore the target model)."""
+    return lambda state, _model: rename(state)
 
 
 OFFICIAL_CONVNEXT_MARKER = r"^downsample_layers\.|^stages\.\d+\.\d+\.dwconv\."
-ROADMAP_END = r"^roadmap(200)?:{step}$"  # the steps that are the same networks as timm's models
+ROADMAP_END = rf"^({'|'.join(ROADMAP_PREFIXES)}):{{step}}$"  # the steps that are the same networks as timm's
 KEY_FORMATS: tuple[KeyFormat, ...] = (
     KeyFormat("official ConvNeXt (facebookresearch)", r"^convnext_(tiny|small|base|large|xlarge)\b",
               OFFICIAL_CONVNEXT_MARKER, _official_convnext_to_timm),
     KeyFormat("official ConvNeXt (facebookresearch)", ROADMAP_END.format(step="convnext_t"),
-              OFFICIAL_CONVNEXT_MARKER, _roadmap("convnext_from_official")),
-    KeyFormat("timm ConvNeXt", ROADMAP_END.format(step="convnext_t"), r"\.conv_dw\.", _roadmap("convnext_from_timm")),
-    KeyFormat("timm ResNet", ROADMAP_END.format(step="resnet50"), r"^layer\d\.", _roadmap("resnet_from_timm")),
+              OFFICIAL_CONVNEXT_MARKER, _to_roadmap_names(convnext_from_official)),
+    KeyFormat("timm ConvNeXt", ROADMAP_END.format(step="convnext_t"), r"\.conv_dw\.",
+              _to_roadmap_names(convnext_from_timm)),
+    KeyFormat("timm ResNet", ROADMAP_END.format(step="resnet50"), r"^layer\d\.", _to_roadmap_names(resnet_from_timm)),
 )
 
 
