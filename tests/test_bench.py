@@ -307,7 +307,8 @@ def _allocated(kind: str) -> int:
     gc.collect()
     storages = {}
     for item in gc.get_objects():
-        if isinstance(item, torch.Tensor) and item.device.type == "cpu" and not item.is_meta:
+        # plain tensors and parameters only: the fake tensors torch.compile leaves behind hold no memory
+        if type(item) in (torch.Tensor, nn.Parameter) and item.device.type == "cpu":
             storage = item.untyped_storage()
             storages[storage.data_ptr()] = storage.nbytes()
     return sum(storages.values())
