@@ -18,6 +18,7 @@ dimension and a 1x1 conv is an `nn.Linear`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -163,9 +164,9 @@ class Block(nn.Module):
         self.add_module(name, module)
         self._roles[role] = name
 
-    def part(self, role: str) -> nn.Module:
+    def part(self, role: str) -> Callable[[Tensor], Tensor]:
         """The module playing `role` ("spatial", "pw1", "norm_spatial", "act_pw1", ...), or an identity."""
-        return self._modules[self._roles[role]] if role in self._roles else _IDENTITY
+        return self._modules[self._roles[role]] if role in self._roles else _unchanged
 
     def forward(self, x: Tensor) -> Tensor:
         # Shapes: C_in -> C_out channels; H' = H / stride. C is the block's width, 4C its wide side.
@@ -198,7 +199,9 @@ class Block(nn.Module):
         return x
 
 
-_IDENTITY = nn.Identity()  # the part a block does not have
+def _unchanged(x: Tensor) -> Tensor:
+    """The part a block does not have."""
+    return x
 
 
 def resnet_stem(cfg: NetConfig) -> nn.Sequential:
