@@ -32,9 +32,9 @@ from explorer.attribution import METHOD_TITLES, METHODS, attribute  # noqa: E402
 from explorer.inference import preprocess  # noqa: E402
 from explorer.sanity import (DEFAULT_STEPS, ORDERS, TOP_LEVEL, blurred, cascade, faithfulness,  # noqa: E402
                              pixel_order, probability_curve)
-from explorer.shapes import SHAPES_NET, sample  # noqa: E402
+from explorer.shapes import sample  # noqa: E402
 from explorer.weights import BUNDLED, LoadedModel, load  # noqa: E402
-from explorer.zoo import build_model  # noqa: E402
+from explorer.zoo import SHAPES_NET, build_model  # noqa: E402
 
 RUNS = 3
 HELD_OUT_SEED = 20_261_515

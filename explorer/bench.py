@@ -18,14 +18,14 @@ import io
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import torch
 from torch import nn
 
 from explorer.device import (Precision, RunOptions, check_precision, default_precision, device_label, exclusive,
                              guard_memory, pick_device, runner, timed)
-from explorer.paper import read_table
+from explorer.paper import PaperThroughput, table_12
 from explorer.zoo import IN1K_CLASSES, ExplorerError, build_model, check_input_size, get_spec
 
 DEFAULT_MODELS = ("convnext_tiny", "swin_tiny_patch4_window7_224")  # the paper's first pair
@@ -39,44 +39,13 @@ Progress = Callable[[float, str], None]  # (fraction done, what runs now), e.g. 
 
 # --- the paper's figures --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class PaperThroughput:
-    """One row of the paper's Table 12: images per second on an A100 (TF32, channels-last)."""
-
-    arch: str  # timm architecture
-    paper_name: str  # "ConvNeXt-T"
-    input_size: int
-    gflops: float  # as Table 12 prints it
-    images_per_s: float
-
-    @property
-    def family(self) -> str:  # "ConvNeXt" or "Swin"
-        return self.paper_name.split("-")[0]
-
-    @property
-    def size(self) -> str:  # "T", "S", "B", "L", "XL"
-        return self.paper_name.split("-")[1]
-
-    @property
-    def title(self) -> str:  # "ConvNeXt-B @384"
-        return self.paper_name if self.input_size == 224 else f"{self.paper_name} @{self.input_size}"
-
-
-@cache
-def a100_figures() -> tuple[PaperThroughput, ...]:
-    """Every row of Table 12."""
-    return tuple(PaperThroughput(row["arch"], row["paper_name"], int(row["input_size"]),
-                                 float(row["gflops"]), float(row["images_per_s"]))
-                 for row in read_table("a100_throughput"))
-
-
 def paper_throughput(name: str, input_size: int) -> PaperThroughput | None:
     """The paper's A100 row for a registry model at this input size, if Table 12 has one (its
     figures are for ImageNet-1K heads, so a 22K head gets none)."""
     spec = get_spec(name)
     if spec.num_classes != IN1K_CLASSES:
         return None
-    return next((row for row in a100_figures() if row.arch == spec.arch and row.input_size == input_size), None)
+    return next((row for row in table_12() if row.arch == spec.arch and row.input_size == input_size), None)
 
 
 # --- the arithmetic -------------------------------------------------------------------------------

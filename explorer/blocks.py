@@ -18,6 +18,7 @@ dimension and a 1x1 conv is an `nn.Linear`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -106,10 +107,14 @@ class Block(nn.Module):
     """A residual block: two 1x1 layers and one kxk spatial conv with their norms and activations,
     then layer scale, the shortcut and the add. `NetConfig` says which, in which order, how wide.
 
-    The layers are registered in forward order (`layers` lists their names), so printing a block
+    The layers are registered in forward order, so printing a block
     reads like the paper's drawing of it. Names: `pwconv1`, `pwconv2` for the 1x1 layers, `conv` or
     `dwconv` for the spatial conv; `norm1..3` and `act1..3` counted by layer where every layer has
-    one (`act3` follows the add), `norm` and `act` where the block has only one.
+    one (`act3` follows the add), `norm` and `act` where the block has only one. These are the
+    names of timm's ResNet and ConvNeXt after `roadmap.resnet_from_timm` / `convnext_from_timm`.
+
+    `forward` reads the block by role instead: "the spatial conv's norm", "the first 1x1 layer's
+    activation"; `part(role)` is the module that plays it, or an identity where this block has none.
     """
 
     def __init__(self, cfg: NetConfig, in_dim: int, dim: int, stride: int = 1) -> None:
@@ -117,17 +122,21 @@ class Block(nn.Module):
         channels_last = cfg.norm == "ln"
         if channels_last and not cfg.dw_first:
             raise ValueError("A LayerNorm block runs channels-last after its spatial conv: put it first.")
+        self.dw_first = cfg.dw_first
         hidden, self.out_dim = (EXPANSION * dim, dim) if cfg.inverted else (dim, EXPANSION * dim)
         spatial_dim = in_dim if cfg.dw_first else hidden
         spatial = "dwconv" if cfg.depthwise else "conv"
         order = (spatial, "pwconv1", "pwconv2") if cfg.dw_first else ("pwconv1", spatial, "pwconv2")
+        role = {spatial: "spatial", "pwconv1": "pw1", "pwconv2": "pw2"}  # registered name -> role in forward
         widths = {spatial: (spatial_dim, spatial_dim), "pwconv1": (in_dim, hidden),
                   "pwconv2": (hidden, self.out_dim)}  # name -> (input, output) channels
 
-        self.layers: tuple[str, ...] = ()
-        for i, name in enumerate(order):
+        self._roles: dict[str, str] = {}  # role -> registered name, for the parts this block has
+        for position, name in enumerate(order):
             d_in, d_out = widths[name]
-            has_norm = cfg.norms == 3 or name == spatial
+            has_norm = cfg.norms == 3 or name == spatial  # "fewer norms" keeps the spatial conv's only
+            # the last layer's activation comes after the add; "fewer activations" keeps the middle layer's only
+            has_act = position == 1 or (position == 0 and cfg.acts == 3)
             if name == spatial:  # (N, C, H, W) -> (N, C, H/stride, W/stride)
                 layer = nn.Conv2d(d_in, d_out, cfg.kernel_size, stride, cfg.kernel_size // 2,
                                   groups=d_in if cfg.depthwise else 1, bias=conv_bias(cfg, has_norm))
@@ -135,34 +144,64 @@ class Block(nn.Module):
                 layer = nn.Linear(d_in, d_out)  # (N, H, W, d_in) -> (N, H, W, d_out)
             else:  # (N, d_in, H, W) -> (N, d_out, H, W)
                 layer = nn.Conv2d(d_in, d_out, 1, bias=conv_bias(cfg, has_norm))
-            self._add(name, layer)
+            self._add(name, layer, role[name])
             if channels_last and name == spatial:
-                self._add("to_channels_last", Permute(0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
+                self._add("to_channels_last", Permute(0, 2, 3, 1), "to_channels_last")  # (N, C, H, W) -> (N, H, W, C)
             if has_norm:
-                norm = make_norm(cfg.norm, d_out, channels_last)
-                self._add("norm" if cfg.norms == 1 else f"norm{i + 1}", norm)
-            if i == 1 or (i == 0 and cfg.acts == 3):
-                self._add("act" if cfg.acts == 1 else f"act{i + 1}", ACTS[cfg.act]())
+                self._add("norm" if cfg.norms == 1 else f"norm{position + 1}",
+                          make_norm(cfg.norm, d_out, channels_last), f"norm_{role[name]}")
+            if has_act:
+                self._add("act" if cfg.acts == 1 else f"act{position + 1}", ACTS[cfg.act](), f"act_{role[name]}")
         if channels_last:
-            self._add("to_channels_first", Permute(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
+            self._add("to_channels_first", Permute(0, 3, 1, 2), "to_channels_first")  # (N, H, W, C) -> (N, C, H, W)
 
         self.gamma = (nn.Parameter(torch.full((self.out_dim,), cfg.layer_scale))
                       if cfg.layer_scale is not None else None)
         self.shortcut = shortcut(cfg, in_dim, self.out_dim, stride)
         self.act3 = ACTS[cfg.act]() if cfg.acts == 3 else None  # ResNet's activation after the add
 
-    def _add(self, name: str, module: nn.Module) -> None:
+    def _add(self, name: str, module: nn.Module, role: str) -> None:
         self.add_module(name, module)
-        self.layers += (name,)
+        self._roles[role] = name
+
+    def part(self, role: str) -> Callable[[Tensor], Tensor]:
+        """The module playing `role` ("spatial", "pw1", "norm_spatial", "act_pw1", ...), or an identity."""
+        return self._modules[self._roles[role]] if role in self._roles else _unchanged
 
     def forward(self, x: Tensor) -> Tensor:
-        shortcut = self.shortcut(x)  # (N, C_in, H, W) -> (N, C_out, H/stride, W/stride)
-        for name in self.layers:
-            x = getattr(self, name)(x)  # ... -> (N, C_out, H/stride, W/stride)
-        if self.gamma is not None:
-            x = self.gamma[:, None, None] * x  # scales each channel of (N, C_out, H', W')
-        x = x + shortcut
-        return x if self.act3 is None else self.act3(x)
+        # Shapes: C_in -> C_out channels; H' = H / stride. C is the block's width, 4C its wide side.
+        shortcut = self.shortcut(x)  # identity, or a strided 1x1 conv + norm: (N, C_in, H, W) -> (N, C_out, H', W')
+        if self.dw_first:  # "moving up depthwise conv": mix space first, on the narrow C, as attention comes first
+            x = self.part("spatial")(x)  # kxk conv: (N, C_in, H, W) -> (N, C_in, H', W')
+            x = self.part("to_channels_last")(x)  # LayerNorm blocks: (N, C_in, H', W') -> (N, H', W', C_in)
+            x = self.part("norm_spatial")(x)  # the one norm ConvNeXt keeps; same shape
+            x = self.part("act_spatial")(x)  # gone with "fewer activations"; same shape
+            x = self.part("pw1")(x)  # 1x1 C -> 4C: (N, C_in, H', W') -> (N, 4C, H', W'), channels-last alike
+            x = self.part("norm_pw1")(x)  # gone with "fewer norms"; same shape
+            x = self.part("act_pw1")(x)  # the one activation ConvNeXt keeps; same shape
+            x = self.part("pw2")(x)  # 1x1 4C -> C: (N, 4C, H', W') -> (N, C_out, H', W'), channels-last alike
+            x = self.part("norm_pw2")(x)  # gone with "fewer norms"; same shape
+            x = self.part("to_channels_first")(x)  # LayerNorm blocks: (N, H', W', C_out) -> (N, C_out, H', W')
+        else:  # ResNet's order, 1x1 - kxk - 1x1: a bottleneck (4C -> C -> 4C) or inverted (C -> 4C -> C)
+            x = self.part("pw1")(x)  # 1x1: (N, C_in, H, W) -> (N, hidden, H, W)
+            x = self.part("norm_pw1")(x)  # same shape
+            x = self.part("act_pw1")(x)  # same shape
+            x = self.part("spatial")(x)  # kxk conv, depthwise from "ResNeXt-ify": (N, hidden, H, W) -> (.., H', W')
+            x = self.part("norm_spatial")(x)  # same shape
+            x = self.part("act_spatial")(x)  # same shape
+            x = self.part("pw2")(x)  # 1x1: (N, hidden, H', W') -> (N, C_out, H', W')
+            x = self.part("norm_pw2")(x)  # same shape
+        if self.gamma is not None:  # layer scale: one learned factor per channel of (N, C_out, H', W')
+            x = self.gamma[:, None, None] * x
+        x = x + shortcut  # the residual add: (N, C_out, H', W')
+        if self.act3 is not None:  # ResNet's activation after the add; gone with "fewer activations"
+            x = self.act3(x)
+        return x
+
+
+def _unchanged(x: Tensor) -> Tensor:
+    """The part a block does not have."""
+    return x
 
 
 def resnet_stem(cfg: NetConfig) -> nn.Sequential:

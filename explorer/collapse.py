@@ -25,7 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from explorer.inference import preprocess
-from explorer.weights import LoadedModel
+from explorer.weights import RANDOM_INIT, LoadedModel
 from explorer.zoo import ExplorerError, get_spec
 
 HIDDEN = ".mlp.act"  # module-name suffix of the activation inside every timm ConvNeXt block's MLP
@@ -58,7 +58,7 @@ class CollapseProfile:
 
     @property
     def random(self) -> bool:
-        return self.weights == "random init"
+        return self.weights == RANDOM_INIT
 
     def to_json(self) -> dict:
         return asdict(self) | {"random": self.random}

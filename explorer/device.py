@@ -246,11 +246,6 @@ def runner(source: nn.Module, options: RunOptions, shape: tuple[int, ...]) -> Ru
         return prepared
 
 
-def prepared_count() -> int:
-    """How many prepared models the cache holds."""
-    return len(_PREPARED)
-
-
 def exclusive() -> threading.RLock:
     """Hold this while running or timing a model: one run at a time on this process's devices."""
     return _PREPARED_LOCK

@@ -115,14 +115,14 @@ def find_depthwise(model: nn.Module, layout: StageLayout) -> list[DepthwiseLayer
     return found
 
 
-_DEPTHWISE_BY_ARCH: dict[tuple[str, str], bool] = {}  # (family, arch) -> has depthwise convs
+_DEPTHWISE_BY_ARCH: dict[tuple[str, str, str], bool] = {}  # (family, arch, roadmap step) -> has depthwise convs
 
 
 def has_depthwise(name: str) -> bool:
     """Whether a registry model has depthwise convs. Built on the meta device (nothing allocated),
-    once per (family, arch): names that differ only by head, input size or regime share the answer."""
+    once per (family, arch, step): names that differ only by head, input size or regime share the answer."""
     spec = get_spec(name)
-    key = (spec.family, spec.arch)
+    key = (spec.family, spec.arch, spec.step)
     if key not in _DEPTHWISE_BY_ARCH:
         model = build_model(name, device="meta")
         _DEPTHWISE_BY_ARCH[key] = any(is_depthwise(module) for module in model.modules())

@@ -100,16 +100,50 @@ def size_suffix(input_size: int) -> str:
     return "" if input_size == 224 else f" @{input_size}"
 
 
+@dataclass(frozen=True)
+class PaperThroughput:
+    """One row of the paper's Table 12: images per second on an A100 (TF32, channels-last), with the
+    model's ImageNet-1K top-1 from Table 1."""
+
+    arch: str  # timm architecture
+    paper_name: str  # "ConvNeXt-T"
+    input_size: int
+    gflops: float  # as Table 12 prints it
+    images_per_s: float
+    top1_in1k: float | None  # trained on ImageNet-1K; None where the paper prints none
+    top1_in22k: float | None  # pre-trained on ImageNet-22K, fine-tuned on 1K
+
+    @property
+    def family(self) -> str:  # "ConvNeXt" or "Swin"
+        return self.paper_name.split("-")[0]
+
+    @property
+    def size(self) -> str:  # "T", "S", "B", "L", "XL"
+        return self.paper_name.split("-")[1]
+
+    @property
+    def title(self) -> str:  # "ConvNeXt-B @384"
+        return self.paper_name + size_suffix(self.input_size)
+
+
+@cache
+def table_12() -> tuple[PaperThroughput, ...]:
+    """Every row of Table 12, in the paper's order."""
+    return tuple(PaperThroughput(row["arch"], row["paper_name"], int(row["input_size"]), float(row["gflops"]),
+                                 float(row["images_per_s"]), _optional_float(row["top1_in1k"]),
+                                 _optional_float(row["top1_in22k"]))
+                 for row in read_table("a100_throughput"))
+
+
 def imagenet_results(pretraining: str) -> list[dict]:
     """ConvNeXt and Swin (Table 12) and ResNet-50 (Figure 2): the paper's ImageNet-1K top-1 against
     the counted GFLOPs. `pretraining` is "in1k" or "in22k" (pre-trained on 22K, fine-tuned on 1K)."""
     points = []
-    for row in read_table("a100_throughput"):
-        top1 = row[f"top1_{pretraining}"]
-        if top1:
-            size = int(row["input_size"])
-            points.append(dict(family=spec_of(row["arch"]).family, name=row["paper_name"] + size_suffix(size),
-                               gflops=summarize(row["arch"], size).gflops, top1=float(top1)))
+    for row in table_12():
+        top1 = getattr(row, f"top1_{pretraining}")
+        if top1 is not None:
+            points.append(dict(family=spec_of(row.arch).family, name=row.title,
+                               gflops=summarize(row.arch, row.input_size).gflops, top1=top1))
     if pretraining == "in1k":
         for step, recipe in (("resnet50", "90 epochs"), ("recipe", "modern recipe")):  # one network, two recipes
             points.append(dict(family="ResNet", name=f"ResNet-50, {recipe}",
@@ -137,8 +171,10 @@ def family_pairs(table: str, name: str, value: str, setting: Callable[[dict[str,
 
 def throughput_pairs() -> list[tuple]:
     """Table 12's size pairs on an A100: ("B @384", Swin's images/s, ConvNeXt's images/s)."""
-    pairs = family_pairs("a100_throughput", "paper_name", "images_per_s", lambda row: size_suffix(int(row["input_size"])))
-    return [pair for pair in pairs if None not in pair]
+    pairs: dict[str, dict[str, float]] = {}
+    for row in table_12():
+        pairs.setdefault(row.size + size_suffix(row.input_size), {})[row.family] = row.images_per_s
+    return [(label, both["Swin"], both["ConvNeXt"]) for label, both in pairs.items() if len(both) == 2]
 
 
 @dataclass(frozen=True)

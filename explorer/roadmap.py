@@ -18,14 +18,15 @@ Two regimes run the same steps (paper, Section 2 and Appendix C):
   (its reference [29]); its 15.01 GFLOPs are those of the torchvision-style (v1.5) design that timm's
   resnet200 builds, and the roadmap starts from that design.
 
-The steps are registered in the zoo as `roadmap:STEP` and `roadmap200:STEP`.
+The zoo knows the steps as `roadmap:STEP` and `roadmap200:STEP` (`zoo.ROADMAP_PREFIXES`) and asks
+`step_spec` for their specs.
 """
 from __future__ import annotations
 
 import difflib
 import re
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from typing import Any
 
 import torch
@@ -33,11 +34,9 @@ from torch import Tensor, nn
 
 from explorer.analysis import Summary, summarize, summarize_model
 from explorer.blocks import Net, NetConfig
-from explorer.zoo import ExplorerError, ModelSpec, StageLayout, UnknownModelError, get_spec, register_prefix
+from explorer.zoo import ExplorerError, ModelSpec, StageLayout, UnknownModelError, get_spec, roadmap_prefix
 
 FAMILY = "Roadmap"
-SECTIONS = ("baseline", "training", "macro design", "ResNeXt-ify", "inverted bottleneck", "large kernel",
-            "micro design", "reference")
 LAYOUT = StageLayout(stem=("stem",), stages=tuple(f"stages.{i}" for i in range(4)), blocks="blocks",
                      head=("head",))
 
@@ -48,7 +47,8 @@ class Step:
 
     id: str
     title: str
-    section: str  # one of SECTIONS
+    section: str  # the paper's heading: baseline, training, macro design, ResNeXt-ify, inverted
+    #               bottleneck, large kernel, micro design; "reference" for the Swin it is measured against
     change: str  # what changed, in one sentence
     why: str  # why the paper tries it, for a learner
     base: str | None  # the step whose network this one changes; None for the start and the reference
@@ -179,7 +179,6 @@ class Regime:
     """One run of the roadmap: where it starts, what it is compared with, what the paper prints."""
 
     name: str  # "resnet50" | "resnet200"
-    prefix: str  # zoo prefix: "roadmap:STEP"
     label: str  # start of the zoo labels: "Roadmap 10: kernel size 7" (steps count from 1)
     start: NetConfig  # the first step's network
     reference: str  # timm name of the Swin Transformer it is compared with
@@ -190,7 +189,6 @@ class Regime:
 
 RESNET50 = Regime(
     name="resnet50",
-    prefix="roadmap",
     label="Roadmap",
     start=NetConfig(),
     reference="swin_tiny_patch4_window7_224",
@@ -217,7 +215,6 @@ RESNET50 = Regime(
 
 RESNET200 = Regime(
     name="resnet200",
-    prefix="roadmap200",
     label="Roadmap (ResNet-200)",
     start=NetConfig(depths=(3, 24, 36, 3)),
     reference="swin_base_patch4_window7_224",
@@ -320,7 +317,7 @@ def what_if(step_id: str, field_name: str, value: Any, regime: str = "resnet50")
 
 def step_name(step_id: str, regime: str = "resnet50") -> str:
     """The zoo name of a step: `roadmap:kernel7`, `roadmap200:kernel7`."""
-    return f"{_regime(regime).prefix}:{step_id}"
+    return f"{roadmap_prefix(_regime(regime).name)}:{step_id}"
 
 
 def roadmap_table(regime: str = "resnet50") -> list[dict]:
@@ -399,25 +396,23 @@ def convnext_from_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return _renamed(state_dict, OFFICIAL_CONVNEXT_NAMES)
 
 
-def _spec(regime: Regime, step_id: str) -> ModelSpec:
-    step = get_step(step_id, regime.name)
-    name = step_name(step.id, regime.name)
-    index = [s.id for s in _steps(regime.name)].index(step.id)
-    label = f"{regime.label} {index + 1}: {step.title}"
-    paper = dict(paper_gflops=step.paper_gflops, paper_note=step.note or "")
+def step_ids(regime: str = "resnet50") -> list[str]:
+    """The ids of a regime's steps, in the paper's order."""
+    return [step.id for step in _steps(regime)]
+
+
+def _build_step_model(spec: ModelSpec, input_size: int) -> nn.Module:
+    return build_step(spec.step, spec.regime)
+
+
+@cache
+def step_spec(step_id: str, regime: str = "resnet50") -> ModelSpec:
+    """The zoo's spec of a step (`roadmap:STEP`, `roadmap200:STEP`), with the paper's figure for it."""
+    step = get_step(step_id, regime)
+    name = step_name(step.id, regime)
+    label = f"{_regime(regime).label} {step_ids(regime).index(step.id) + 1}: {step.title}"
+    roadmap = dict(name=name, family=FAMILY, label=label, step=step.id, regime=regime,
+                   paper_gflops=step.paper_gflops, paper_note=step.note or "")
     if step.config is None:  # the reference is the zoo's Swin under a roadmap name
-        return replace(get_spec(regime.reference), name=name, family=FAMILY, label=label, **paper)
-    return ModelSpec(name, FAMILY, label, step.id, LAYOUT, **paper,
-                     build=lambda spec, size: build_step(spec.arch, regime.name))
-
-
-def _names(regime: Regime) -> list[str]:
-    return [step_name(step.id, regime.name) for step in _steps(regime.name)]
-
-
-def _register() -> None:
-    for regime in REGIMES.values():
-        register_prefix(regime.prefix, partial(_spec, regime), partial(_names, regime))
-
-
-_register()
+        return replace(get_spec(_regime(regime).reference), **roadmap)
+    return ModelSpec(arch="roadmap", layout=LAYOUT, build=_build_step_model, **roadmap)

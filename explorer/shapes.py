@@ -17,25 +17,22 @@ against where the object really is ("pointing").
 Everything is deterministic given a seed: image `i` of a `ShapesDataset(seed=s)` is drawn from
 `numpy.random.default_rng([s, i])`, so any image can be made again on its own, in any worker.
 
-This module also holds `SHAPES_NET`, the one place where the bundled ConvNeXt's architecture is
-written down; the zoo (`convnext_shapes`) and the training script both read it from here.
+The classes, their order and the input side are those of the bundled model, `zoo.SHAPES_NET`.
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
-from torch import nn
 
-if TYPE_CHECKING:  # only for type hints: the zoo imports this module
-    from explorer.zoo import ModelSpec
+from explorer.zoo import SHAPES_NET, ShapesNet
 
-CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon")
+CLASSES = SHAPES_NET.classes  # label i of a drawing is the bundled model's class i
 MIN_CONTRAST = 90.0  # least RGB distance between the shape's color and the background under it
 RING_HOLE = (0.45, 0.65)  # a ring's inner radius, as a fraction of its outer radius
 STAR_INNER = 0.42  # a star's inner radius, as a fraction of its outer radius
@@ -66,30 +63,6 @@ DRAWINGS = Recipe()  # what the bundled model is trained and measured on
 EXAMPLES = Recipe(sizes=(0.5, 0.8), outline_share=0.0, wobble_share=0.0, non_square_share=0.0, blur_share=0.0,
                   jpeg_share=0.0, noise=(0.0, 6.0))  # the bundled example images: each class plainly shown
 PLAIN_COLORS = ((255, 255, 255), (0, 0, 0), (128, 128, 128), (235, 235, 235))  # white paper, black, grays
-
-
-@dataclass(frozen=True)
-class ShapesNet:
-    """The bundled ConvNeXt: a real timm ConvNeXt, narrow and shallow, for 8 classes."""
-
-    depths: tuple[int, ...] = (1, 1, 2, 1)  # blocks per stage (ConvNeXt-T has 3, 3, 9, 3)
-    dims: tuple[int, ...] = (16, 32, 64, 128)  # channels per stage (ConvNeXt-T has 96 ... 768)
-    input_size: int = 256  # square input side; stage 4 sees an 8x8 grid
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet's, as timm uses
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-SHAPES_NET = ShapesNet()
-
-
-def build_shapes_convnext(spec: ModelSpec | None = None, input_size: int | None = None) -> nn.Module:
-    """The bundled ConvNeXt with random weights (the zoo's `build=` for `convnext_shapes`).
-
-    ConvNeXt does not depend on the input size, so `input_size` is accepted and ignored.
-    """
-    from timm.models.convnext import ConvNeXt  # imported here: timm costs a second to import
-
-    return ConvNeXt(depths=SHAPES_NET.depths, dims=SHAPES_NET.dims, num_classes=len(CLASSES))
 
 
 class ShapeImage(NamedTuple):

@@ -3,7 +3,7 @@
     python -m explorer.train_shapes [--out assets/weights] [--steps N] [--device cpu|cuda]
                                     [--init WEIGHTS] [--checkpoint FILE [--resume]]
 
-The architecture is `shapes.SHAPES_NET`, the same one the zoo builds. The recipe, and why:
+The architecture is `zoo.SHAPES_NET`, the one the zoo builds as `convnext_shapes`. The recipe, and why:
 
 - **Pools.** Each phase draws `--pool` images once from its own seed, and every batch is a random
   choice from the pool turned by one of the square's eight symmetries (quarter turns and mirror
@@ -66,7 +66,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explorer.shapes import CLASSES, DRAWINGS, SHAPES_NET, ShapesDataset, build_shapes_convnext, normalize, sample
+from explorer.shapes import CLASSES, DRAWINGS, ShapesDataset, normalize, sample
+from explorer.zoo import SHAPES_NET, build_shapes_convnext
 
 NAME = "convnext_shapes"
 CAM_STAGE = 2  # stage 3 (16x16 at 256): stage 4's 8x8 grid is too coarse to point reliably

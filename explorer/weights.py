@@ -20,6 +20,7 @@ import pickle
 import re
 import socket
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,13 +33,16 @@ from urllib.request import getproxies
 import torch
 from torch import nn
 
-from explorer.zoo import IN1K_CLASSES, IN22K_CLASSES, REGISTRY, ExplorerError, build_model, get_spec
+from explorer.roadmap import convnext_from_official, convnext_from_timm, resnet_from_timm
+from explorer.zoo import IN1K_CLASSES, IN22K_CLASSES, REGISTRY, ROADMAP_PREFIXES, ExplorerError, build_model, get_spec
 
 PRETRAINED = "pretrained"  # the `weights` value that asks for the paper's weights
+RANDOM_INIT = "random init"  # `LoadedModel.weights` of a model without trained weights
 BUNDLED = "convnext_shapes"  # the model trained by the project, shipped in assets/weights/
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 HUB_PROBE_SECONDS = 3.0  # how long to wait for the hub (or proxy) to accept a connection
 LOADED_MODELS_KEPT = 4  # bound of the loaded-model cache (DESIGN principle 6)
+RETRY_HUB_AFTER_S = 300.0  # after the paper's weights could not be had, use random init without asking again this long
 EXAMPLES_IN_MESSAGE = 3  # key names quoted in a mismatch message
 
 # Registry name -> timm pretrained tag of the weights the paper reports. Registry names that carry
@@ -113,24 +117,21 @@ def _official_convnext_to_timm(state: StateDict, model: nn.Module) -> StateDict:
     return checkpoint_filter_fn(state, model)
 
 
-def _roadmap(convert_name: str) -> Callable[[StateDict, nn.Module], StateDict]:
-    """A converter from explorer.roadmap, imported on use (the roadmap imports this module's zoo)."""
-    def convert(state: StateDict, _model: nn.Module) -> StateDict:
-        from explorer import roadmap
-
-        return getattr(roadmap, convert_name)(state)
-    return convert
+def _to_roadmap_names(rename: Callable[[StateDict], StateDict]) -> Callable[[StateDict, nn.Module], StateDict]:
+    """A converter to a roadmap step's names (`explorer.roadmap`'s renamings ignore the target model)."""
+    return lambda state, _model: rename(state)
 
 
 OFFICIAL_CONVNEXT_MARKER = r"^downsample_layers\.|^stages\.\d+\.\d+\.dwconv\."
-ROADMAP_END = r"^roadmap(200)?:{step}$"  # the steps that are the same networks as timm's models
+ROADMAP_END = rf"^({'|'.join(ROADMAP_PREFIXES)}):{{step}}$"  # the steps that are the same networks as timm's
 KEY_FORMATS: tuple[KeyFormat, ...] = (
     KeyFormat("official ConvNeXt (facebookresearch)", r"^convnext_(tiny|small|base|large|xlarge)\b",
               OFFICIAL_CONVNEXT_MARKER, _official_convnext_to_timm),
     KeyFormat("official ConvNeXt (facebookresearch)", ROADMAP_END.format(step="convnext_t"),
-              OFFICIAL_CONVNEXT_MARKER, _roadmap("convnext_from_official")),
-    KeyFormat("timm ConvNeXt", ROADMAP_END.format(step="convnext_t"), r"\.conv_dw\.", _roadmap("convnext_from_timm")),
-    KeyFormat("timm ResNet", ROADMAP_END.format(step="resnet50"), r"^layer\d\.", _roadmap("resnet_from_timm")),
+              OFFICIAL_CONVNEXT_MARKER, _to_roadmap_names(convnext_from_official)),
+    KeyFormat("timm ConvNeXt", ROADMAP_END.format(step="convnext_t"), r"\.conv_dw\.",
+              _to_roadmap_names(convnext_from_timm)),
+    KeyFormat("timm ResNet", ROADMAP_END.format(step="resnet50"), r"^layer\d\.", _to_roadmap_names(resnet_from_timm)),
 )
 
 
@@ -375,9 +376,9 @@ def _bundled_file(suffix: str) -> Path:
     file = WEIGHTS_DIR / f"{BUNDLED}{suffix}"
     if not file.is_file():
         raise WeightsUnavailableError(
-            f"The bundled model's file {file.name} is not in assets/weights/: the model has not been "
-            f"trained yet. Train it with `python -m explorer.train_shapes --out assets/weights`, or pick "
-            f"another model.")
+            f"The bundled model's file {file.name} is not in assets/weights/, where the project ships it: "
+            f"restore it (`git checkout assets/weights`) or train it again with "
+            f"`python -m explorer.train_shapes --out assets/weights`, or pick another model.")
     return file
 
 
@@ -447,7 +448,7 @@ def _load_cached(name: str, weights: str | None, version: str) -> LoadedModel:
         model, _ = load_bundled()
         description = f"bundled {BUNDLED} (trained by the project)"
     elif weights is None:
-        model, description = build_model(name), "random init"
+        model, description = build_model(name), RANDOM_INIT
     elif weights == PRETRAINED:
         model, description = load_pretrained(name), f"{hub_name(name)} (hub)"
     else:
@@ -473,3 +474,27 @@ def load(name: str, weights: str | os.PathLike | None = None) -> LoadedModel:
         return _load_cached(name, weights, "")
     file = _existing_file(weights)
     return _load_cached(name, str(file), _file_version(file))
+
+
+# --- when the paper's weights cannot be had -------------------------------------------------------
+
+_PAPER_WEIGHTS_FAILED_AT: dict[str, float] = {}  # model -> when its paper's weights last could not be had
+
+
+def paper_or_random(name: str) -> tuple[LoadedModel, str]:
+    """The paper's weights when they can be had, else the same model with random init; and a sentence
+    saying which. This is the one fallback of every view that asks for the paper's weights: the model
+    a person chose stays the one shown, and after a failure the hub is not asked again for
+    RETRY_HUB_AFTER_S seconds, so an offline machine does not wait for it on every click."""
+    failed_at = _PAPER_WEIGHTS_FAILED_AT.get(name)
+    reason = "the paper's weights cannot be reached here"
+    if failed_at is None or time.monotonic() - failed_at > RETRY_HUB_AFTER_S:
+        try:
+            loaded = load(name, PRETRAINED)
+            _PAPER_WEIGHTS_FAILED_AT.pop(name, None)
+            return loaded, f"the paper's weights ({loaded.weights})"
+        except WeightsUnavailableError as error:
+            _PAPER_WEIGHTS_FAILED_AT[name] = time.monotonic()
+            reason = str(error).rstrip(".")
+    return load(name), (f"random init ({reason}), so it shows structure, not knowledge; the bundled {BUNDLED} "
+                        f"works offline")

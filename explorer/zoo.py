@@ -8,11 +8,17 @@ Names are timm names. Where one timm architecture comes with several heads or in
 registry key carries timm's pretrained tag (`convnext_tiny.fb_in22k` has the 21841-class head,
 `convnext_tiny.fb_in22k_ft_in1k_384` is fine-tuned at 384), so the same key later selects the
 paper's weights.
+
+Three kinds of names resolve here, and nowhere else:
+- library models: `REGISTRY[name]`, built by timm (or by `build`, for the isotropic ConvNeXt);
+- the bundled demo model `convnext_shapes`, whose architecture is `SHAPES_NET` below;
+- roadmap steps, `roadmap:STEP` (ResNet-50 -> ConvNeXt-T) and `roadmap200:STEP` (ResNet-200 ->
+  ConvNeXt-B): `ROADMAP_PREFIXES` names the regime of each prefix, and `explorer.roadmap.step_spec`
+  makes the spec of a step (its `step` and `regime` fields say which).
 """
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,7 +94,7 @@ class ModelSpec:
     name: str  # registry key and command-line name
     family: str  # group in the model picker: ConvNeXt, Swin, ResNet, ResNeXt, ...
     label: str  # what a person reads, e.g. "ConvNeXt-T (IN-22K head)"
-    arch: str  # timm architecture to build
+    arch: str  # timm architecture to build; for models built by `build`, the builder's own key
     layout: StageLayout
     input_size: int = 224  # default square input side
     num_classes: int = IN1K_CLASSES
@@ -97,6 +103,8 @@ class ModelSpec:
     paper_note: str = ""  # why that figure differs from the count, where it does
     build: Callable[["ModelSpec", int], nn.Module] | None = field(default=None, compare=False)
     # ^ custom builder (spec, input_size) -> model; None means timm.create_model(arch)
+    step: str = ""  # roadmap step id ("kernel7") of a `roadmap:STEP` name, else ""
+    regime: str = ""  # its roadmap regime ("resnet50" | "resnet200"), else ""
 
 
 def _timm_model(spec: ModelSpec, input_size: int) -> nn.Module:
@@ -150,6 +158,32 @@ _RESNETS = {
 }
 
 
+@dataclass(frozen=True)
+class ShapesNet:
+    """The bundled ConvNeXt (`convnext_shapes`): a real timm ConvNeXt, narrow and shallow, trained by
+    `explorer.train_shapes` on the drawings of `explorer.shapes`."""
+
+    classes: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon")
+    depths: tuple[int, ...] = (1, 1, 2, 1)  # blocks per stage (ConvNeXt-T has 3, 3, 9, 3)
+    dims: tuple[int, ...] = (16, 32, 64, 128)  # channels per stage (ConvNeXt-T has 96 ... 768)
+    input_size: int = 256  # square input side; stage 4 sees an 8x8 grid
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet's, as timm uses
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+SHAPES_NET = ShapesNet()
+
+
+def build_shapes_convnext(spec: ModelSpec | None = None, input_size: int | None = None) -> nn.Module:
+    """The bundled ConvNeXt with random weights (the `build` of `convnext_shapes`).
+
+    ConvNeXt does not depend on the input size, so `input_size` is accepted and ignored.
+    """
+    from timm.models.convnext import ConvNeXt  # imported here: timm costs a second to import
+
+    return ConvNeXt(depths=SHAPES_NET.depths, dims=SHAPES_NET.dims, num_classes=len(SHAPES_NET.classes))
+
+
 def _convnext_specs() -> list[ModelSpec]:
     specs = []
     for arch, size in _CONVNEXT_SIZES.items():
@@ -180,48 +214,39 @@ def _build_registry() -> dict[str, ModelSpec]:
     specs += [ModelSpec(arch, "Isotropic", cfg.label, arch, ISOTROPIC_LAYOUT, build=build_isotropic)
               for arch, cfg in ISOTROPIC.items()]
     specs += [ModelSpec(arch, "ViT", label, arch, VIT_LAYOUT, fixed_input=True) for arch, label in _VIT.items()]
-    from explorer.shapes import CLASSES, SHAPES_NET, build_shapes_convnext  # the bundled demo model
-
     specs.append(ModelSpec("convnext_shapes", "Bundled", "ConvNeXt-Shapes (bundled, 8 classes)", "convnext",
-                           CONVNEXT_LAYOUT, input_size=SHAPES_NET.input_size, num_classes=len(CLASSES),
+                           CONVNEXT_LAYOUT, input_size=SHAPES_NET.input_size, num_classes=len(SHAPES_NET.classes),
                            build=build_shapes_convnext))
     return {spec.name: spec for spec in specs}
 
 
 REGISTRY: dict[str, ModelSpec] = _build_registry()
 
-# Names with a prefix ("roadmap:STEP") are resolved by the module that owns them, so that the
-# registry above stays the plain list of library models. The roadmap registers itself here.
-_PREFIX_MODULES = ("explorer.roadmap",)  # modules that register prefixes; imported on first use
-_PREFIX_RESOLVERS: dict[str, Callable[[str], ModelSpec]] = {}
-_PREFIX_NAMES: dict[str, Callable[[], list[str]]] = {}
+ROADMAP_PREFIXES = {"roadmap": "resnet50", "roadmap200": "resnet200"}  # name prefix -> roadmap regime
 
 
-def _load_prefixed() -> None:
-    for module in _PREFIX_MODULES:
-        importlib.import_module(module)
-
-
-def register_prefix(prefix: str, resolve: Callable[[str], ModelSpec], names: Callable[[], list[str]]) -> None:
-    """Let `get_spec("PREFIX:rest")` ask `resolve("rest")`; `names()` lists the full names it knows."""
-    _PREFIX_RESOLVERS[prefix] = resolve
-    _PREFIX_NAMES[prefix] = names
+def roadmap_prefix(regime: str) -> str:
+    """The name prefix of a roadmap regime: "resnet200" -> "roadmap200"."""
+    return next(prefix for prefix, named in ROADMAP_PREFIXES.items() if named == regime)
 
 
 def model_names() -> list[str]:
-    """Every name the registry knows, prefixed names included."""
-    _load_prefixed()
-    return list(REGISTRY) + [name for names in _PREFIX_NAMES.values() for name in names()]
+    """Every name the registry knows: the library models, the bundled one, then every roadmap step."""
+    from explorer.roadmap import step_ids  # imported here: the roadmap builds on this module
+
+    return list(REGISTRY) + [f"{prefix}:{step}" for prefix, regime in ROADMAP_PREFIXES.items()
+                             for step in step_ids(regime)]
 
 
 def get_spec(name: str) -> ModelSpec:
     """The spec for a name, or UnknownModelError with the closest known names."""
     if name in REGISTRY:
         return REGISTRY[name]
-    prefix, sep, rest = name.partition(":")
-    _load_prefixed()
-    if sep and prefix in _PREFIX_RESOLVERS:
-        return _PREFIX_RESOLVERS[prefix](rest)
+    prefix, sep, step = name.partition(":")
+    if sep and prefix in ROADMAP_PREFIXES:
+        from explorer.roadmap import step_spec  # imported here: the roadmap builds on this module
+
+        return step_spec(step, ROADMAP_PREFIXES[prefix])
     close = difflib.get_close_matches(name, model_names(), n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"Unknown model '{name}'.{hint}")

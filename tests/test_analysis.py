@@ -71,7 +71,7 @@ def test_meta_parameter_count_equals_a_real_model(name):
     assert summarize(name).params == sum(p.numel() for p in real.parameters())
 
 
-def test_summary_of_real_weights_runs_on_cpu():
+def test_built_model_is_on_the_cpu_and_runs():
     model = build_model("resnet18", 64)
     assert next(model.parameters()).device.type == "cpu"
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)

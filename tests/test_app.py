@@ -1,18 +1,40 @@
 """The app module: importing it builds nothing; handlers turn mistakes into messages."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import gradio as gr
 import pytest
 
+from tests.conftest import ROOT
+
+
+# Run in a new interpreter: in this one, other test modules may already have imported and built things.
+IMPORT_APP = """
+import json, sys
+import torch
+built = []
+plain_init = torch.nn.Module.__init__
+def counted_init(self, *args, **kwargs):
+    built.append(type(self).__name__)
+    plain_init(self, *args, **kwargs)
+torch.nn.Module.__init__ = counted_init
+import gradio as gr
+import app
+from explorer.analysis import summarize
+print(json.dumps({"built": built, "summaries": summarize.cache_info().currsize,
+                  "demo": isinstance(app.demo, gr.Blocks)}))
+"""
+
 
 def test_import_builds_no_model():
-    from explorer.analysis import summarize
-
-    summarize.cache_clear()
-    import app
-
-    assert isinstance(app.demo, gr.Blocks)
-    assert summarize.cache_info().currsize == 0
+    result = subprocess.run([sys.executable, "-c", IMPORT_APP], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"built": [], "summaries": 0, "demo": True}
 
 
 def test_architecture_handler_reports_a_bad_size_as_a_message():

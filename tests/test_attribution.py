@@ -13,7 +13,7 @@ from PIL import Image
 from explorer.attribution import (CAM_METHODS, METHODS, AttributionError, attribute, cam_layers, default_cam_layer,
                                   occlusion_window, overlay)
 from explorer.inference import preprocess
-from explorer.weights import BUNDLED, WEIGHTS_DIR, LoadedModel, load
+from explorer.weights import BUNDLED, LoadedModel, load
 from explorer.zoo import build_model, get_spec
 
 CAM_SUM_NOISE = 0.03  # HiResCAM's channel sum cancels heavily; the library sums in float32, this test in float64
@@ -21,7 +21,6 @@ SMALL = 32  # input side of the every-method tests: every family runs at 32 and 
 CAM_SIDE = 64  # input side of the Grad-CAM comparisons: stage grids of 16x16 down to 2x2
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FAMILIES = ("resnet18", "swin_tiny_patch4_window7_224", "convnext_tiny", "roadmap:kernel7")
-BUNDLED_PRESENT = (WEIGHTS_DIR / f"{BUNDLED}.safetensors").is_file()
 
 
 @lru_cache(maxsize=None)
@@ -128,7 +127,6 @@ def _compare_hirescam(loaded: LoadedModel, layer: str) -> None:
     pytest.fail("no class with a non-empty map: the comparison would mean little")
 
 
-@pytest.mark.skipif(not BUNDLED_PRESENT, reason="the bundled model's files are not in assets/weights/ yet")
 def test_library_cams_read_the_same_stage_as_gradcam():
     """pytorch-grad-cam's HiResCAM against its definition, at the bundled model's own stage."""
     _compare_hirescam(load(BUNDLED), "stages.2")
@@ -165,7 +163,6 @@ def test_every_method_on_every_family(name, method, fewer_evaluations):
     assert result.map.max() == pytest.approx(1.0) or result.map.max() == 0.0
 
 
-@pytest.mark.skipif(not BUNDLED_PRESENT, reason="the bundled model's files are not in assets/weights/ yet")
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_on_the_bundled_model(method, fewer_evaluations):
     loaded = load(BUNDLED)

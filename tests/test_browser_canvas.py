@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
-from explorer.shapes import SHAPES_NET
+from explorer.zoo import SHAPES_NET
 from explorer.ui.image_source import ONLY_EIGHT, SHAPES
 from tests.test_browser import ERROR_TOAST
 

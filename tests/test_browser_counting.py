@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from explorer.shapes import SHAPES_NET
+from explorer.zoo import SHAPES_NET
 from tests.test_browser import ERROR_TOAST, choose
 
 SLOW = 180_000  # ms: six counters on a CPU shared with the rest of the suite

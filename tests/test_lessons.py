@@ -2,6 +2,7 @@
 value of its controls."""
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import pytest
 
 from explorer.analysis import summarize
@@ -73,7 +74,12 @@ def test_every_panel_draws_for_every_choice(handler):
 
     for values in PANEL_VALUES[handler]:
         outputs = getattr(ui, handler)(*values)
-        assert outputs and all(output is not None for output in outputs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)  # one figure is not a tuple of outputs
+        for output in outputs:  # every figure draws something (traces, or shapes and labels), every text has words
+            if isinstance(output, go.Figure):
+                assert output.data or (output.layout.shapes and output.layout.annotations), (handler, values)
+            else:
+                assert isinstance(output, str) and output.strip(), (handler, values, type(output))
 
 
 def test_the_kernel_panel_counts_the_papers_sweep():

@@ -14,8 +14,7 @@ from explorer.normalization import (EPS, bn_to_ln_counts, channels_first_layer_n
                                     permuted_layer_norm)
 from explorer.weights import load
 from explorer.report import bn_to_ln_text
-from explorer.shapes import SHAPES_NET
-from explorer.zoo import ExplorerError
+from explorer.zoo import SHAPES_NET, ExplorerError
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "assets" / "examples" / "star-0.png"

@@ -1,9 +1,11 @@
 """Every figure of the paper's tables that the app displays, compared with the paper as typed here.
 
-The tables below were typed from the paper (arXiv 2201.03545 v2), each in the paper's own row order
-and column order, independently of `assets/paper/*.csv`. Each test compares the project's table as
-the app reads it (`explorer.paper`) with the typed one in both directions, so that changing,
-dropping or adding any displayed figure fails exactly one test here.
+The tables below were typed from the paper (arXiv 2201.03545 v2) and the ConvNeXt V2 README, each in
+the paper's own row order, independently of `assets/paper/*.csv` and of `explorer/roadmap.py`. Each
+test compares the project's table as the app reads it (`explorer.paper`, `explorer.roadmap`) with the
+typed one as a whole, so that changing, dropping or adding any displayed figure fails the test named
+after its table. Each printed figure is typed once; tests/test_roadmap.py reads Figure 2 and Table 11
+from here to check that the counted GFLOPs round to them.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import re
 
 import pytest
 
-from explorer.paper import model_figures, read_table
+from explorer.paper import FIGURE_TABLES, PaperFigure, model_figures, read_table, table_12
 from explorer.roadmap import steps
 
 # Table 12 (and Table 1's ImageNet-1K / 22K top-1): model, input side, GFLOPs, A100 images/s,
@@ -91,6 +93,29 @@ Swin-B        384   47.1
 Swin-L        384  103.9
 """
 
+# Table 2 (Section 3.3), isotropic ConvNeXt against ViT: model, parameters (M), GFLOPs, ImageNet-1K top-1.
+TABLE_2 = """
+ViT-S               22   4.6  79.8
+ConvNeXt-S (iso.)   22   4.3  79.7
+ViT-B               87  17.6  81.8
+ConvNeXt-B (iso.)   87  16.9  82.0
+ViT-L              304  61.6  82.6
+ConvNeXt-L (iso.)  306  59.7  82.6
+"""
+
+# The ConvNeXt V2 README's ImageNet-1K fine-tuned models (Woo et al. 2023): model, parameters (M),
+# GFLOPs, top-1.
+CONVNEXT_V2 = """
+ConvNeXt V2-A     3.7    0.55  76.7
+ConvNeXt V2-F     5.2    0.78  78.5
+ConvNeXt V2-P     9.1    1.37  80.3
+ConvNeXt V2-N    15.6    2.45  81.9
+ConvNeXt V2-T    28.6    4.47  83.0
+ConvNeXt V2-B    89     15.4   84.9
+ConvNeXt V2-L   198     34.4   85.8
+ConvNeXt V2-H   660    115     86.3
+"""
+
 # Figure 2 (and Section 2's text for the first two rows): the roadmap's ImageNet-1K top-1 and GFLOPs.
 FIGURE_2 = """
 resnet50      76.13  4.09
@@ -113,6 +138,29 @@ convnext_t    81.97  4.49
 swin_t        81.30  4.50
 """
 
+# Table 11 (Appendix), the same roadmap from ResNet-200 to ConvNeXt-B, one run per row. Laid out
+# as a reader meets it: the row's change in words, GFLOPs, then top-1 (rows in the paper's order).
+TABLE_11 = """
+ResNet-200 (as He et al. report it)   15.01  78.20
+enhanced training recipe              15.01  81.14
+stage ratio and increase width        14.52  81.33
+patchify stem                         14.38  81.59
+depthwise conv                         7.23  80.54
+increase width                        16.76  81.85
+inverted bottleneck                   15.68  82.64
+move up depthwise conv                14.63  82.04
+kernel size 5                         14.70  82.32
+kernel size 7                         14.81  82.30
+kernel size 9                         14.95  82.27
+kernel size 11                        15.13  82.18
+ReLU to GELU                          14.81  82.19
+fewer activations                     14.81  82.71
+fewer norms                           14.81  83.17
+BN to LN                              14.81  83.35
+separate downsampling = ConvNeXt-B    15.35  83.60
+Swin-B, for reference                 15.43  83.50
+"""
+
 
 def typed(table: str) -> list[list[str]]:
     """The typed table's rows as cells: names are separated by two or more spaces (they may hold one),
@@ -131,11 +179,18 @@ def number(text: str) -> float | None:
     return None if text in ("", "-") else float(text)
 
 
+def printed_roadmap(regime: str) -> list[tuple[float, float]]:
+    """The printed (top-1, GFLOPs) of every row of Figure 2 (resnet50) or Table 11 (resnet200), in order."""
+    if regime == "resnet50":
+        return [(float(top1), float(gflops)) for _, top1, gflops in typed(FIGURE_2)]
+    return [(float(top1), float(gflops)) for _, gflops, top1 in typed(TABLE_11)]
+
+
 def test_table_12_throughput_gflops_and_top1():
     expected = [(name, int(side), float(gflops), float(speed), number(in1k), number(in22k))
                 for name, side, gflops, speed, in1k, in22k in typed(TABLE_12)]
-    shown = [(row["paper_name"], int(row["input_size"]), float(row["gflops"]), float(row["images_per_s"]),
-              number(row["top1_in1k"]), number(row["top1_in22k"])) for row in read_table("a100_throughput")]
+    shown = [(row.paper_name, row.input_size, row.gflops, row.images_per_s, row.top1_in1k, row.top1_in22k)
+             for row in table_12()]
     assert shown == expected
 
 
@@ -156,11 +211,26 @@ def test_table_4_ade20k():
     assert all(row["miou_ss"] == "" for row in read_table("ade20k"))  # the paper prints multi-scale only
 
 
+def figures_from(source: str) -> list[PaperFigure]:
+    return [figure for figure in model_figures() if figure.source == FIGURE_TABLES[source]]
+
+
 def test_printed_gflops_of_every_model():
-    expected = {(name, int(side)): (float(gflops), number(alt[0]) if alt else None)
-                for name, side, gflops, *alt in typed(PRINTED_GFLOPS)}
-    shown = {(f.paper_name, f.input_size): (f.gflops, f.gflops_alt) for f in model_figures()
-             if (f.paper_name, f.input_size) in expected}
+    expected = [(name, int(side), float(gflops), number(alt[0]) if alt else None)
+                for name, side, gflops, *alt in typed(PRINTED_GFLOPS)]
+    shown = [(f.paper_name, f.input_size, f.gflops, f.gflops_alt) for f in figures_from("models")]
+    assert sorted(shown) == sorted(expected)
+
+
+def test_table_2_isotropic_convnext_and_vit():
+    expected = [(name, 224, *map(float, figures)) for name, *figures in typed(TABLE_2)]
+    shown = [(f.paper_name, f.input_size, f.params_m, f.gflops, f.top1) for f in figures_from("isotropic")]
+    assert shown == expected
+
+
+def test_convnext_v2_readme_table():
+    expected = [(name, 224, *map(float, figures)) for name, *figures in typed(CONVNEXT_V2)]
+    shown = [(f.paper_name, f.input_size, f.params_m, f.gflops, f.top1) for f in figures_from("convnextv2")]
     assert shown == expected
 
 
@@ -170,8 +240,13 @@ def test_figure_2_roadmap():
     assert shown == expected
 
 
+def test_table_11_resnet200_roadmap():
+    shown = [(step.paper_top1, step.paper_gflops) for step in steps("resnet200")]
+    assert shown == printed_roadmap("resnet200")
+
+
 @pytest.mark.parametrize("table, rows", [(TABLE_12, 14), (TABLE_3, 16), (TABLE_4, 11), (PRINTED_GFLOPS, 17),
-                                         (FIGURE_2, 18)])
+                                         (TABLE_2, 6), (CONVNEXT_V2, 8), (FIGURE_2, 18), (TABLE_11, 18)])
 def test_the_typed_tables_split_into_whole_rows(table, rows):
     """The splitter reads every typed line into the same number of cells (a guard on the test itself)."""
     lines = typed(table)

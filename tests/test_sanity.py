@@ -18,8 +18,6 @@ from explorer.weights import BUNDLED, WEIGHTS_DIR, load
 from explorer.zoo import ExplorerError, get_spec
 from tests.test_attribution import picture, small_loaded
 
-BUNDLED_PRESENT = (WEIGHTS_DIR / f"{BUNDLED}.safetensors").is_file()
-needs_bundled = pytest.mark.skipif(not BUNDLED_PRESENT, reason="the bundled model's files are not in assets/weights/")
 
 
 def _example(name: str) -> Image.Image:
@@ -176,7 +174,6 @@ def test_faithfulness_reports_every_order_and_refuses_zero_steps():
         faithfulness(loaded, picture(), "saliency", steps=0)
 
 
-@needs_bundled
 def test_on_the_bundled_model_gradcams_order_deletes_faster_than_random():
     result = faithfulness(load(BUNDLED), _example("star"), "gradcam", steps=8)
     assert result.result.label == "star"
@@ -192,7 +189,6 @@ def test_the_cascade_goes_from_the_head_down_to_the_stem():
     assert cascade_parts(get_spec("resnet50").layout)[-1] == ("stem", ("conv1", "bn1", "act1", "maxpool"))
 
 
-@needs_bundled
 def test_reinitializing_a_part_changes_all_of_it_and_nothing_else():
     import copy
 
@@ -210,7 +206,6 @@ def test_reinitializing_a_part_changes_all_of_it_and_nothing_else():
     assert torch.equal(model.state_dict()[gamma].sort().values, before[gamma].sort().values)
 
 
-@needs_bundled
 @pytest.mark.parametrize("shape", ["star", "ring"])
 def test_randomizing_every_layer_takes_gradcams_ranking_away(shape):
     loaded = load(BUNDLED)
@@ -226,7 +221,6 @@ def test_randomizing_every_layer_takes_gradcams_ranking_away(shape):
     assert "depends on what the model learned" in result.reading()
 
 
-@needs_bundled
 def test_eigencam_ignores_the_layers_after_the_stage_it_reads():
     """EigenCAM is the first principal component of stage 3's output (the card's layer): re-initializing
     the head and stage 4, which come after it, cannot change it; Grad-CAM's gradients come through them."""

@@ -21,13 +21,12 @@ from timm.data import ImageNetInfo
 
 from explorer import weights
 from explorer.inference import predict
-from explorer.weights import (BUNDLED, PRETRAINED, CheckpointError, CheckpointMismatchError,
+from explorer.weights import (BUNDLED, PRETRAINED, RANDOM_INIT, CheckpointError, CheckpointMismatchError,
                               WeightsUnavailableError, class_names, hub_name, load, load_checkpoint,
-                              load_pretrained)
+                              load_pretrained, paper_or_random)
 from explorer.zoo import REGISTRY, ExplorerError, UnknownModelError, build_model
 
 SMALL_INPUT = 64  # enough for five halvings; keeps the forward passes cheap
-OFFLINE_DEADLINE_S = 10
 
 # timm key -> official facebookresearch key, written independently of timm's converter
 TIMM_TO_OFFICIAL = (
@@ -254,7 +253,7 @@ def test_models_built_here_have_no_hub_weights_and_say_what_to_do():
 
 
 @pytest.mark.parametrize("name", HUB_MODELS)
-def test_every_registry_model_has_the_papers_weights_on_the_hub(name):
+def test_every_registry_model_names_a_paper_tag_timm_can_fetch_from_the_hub(name):
     timm_name = hub_name(name)
     assert timm_name in timm.list_pretrained(timm_name)
     assert timm.models.get_pretrained_cfg(timm_name).hf_hub_id  # what the cache lookup needs
@@ -282,14 +281,33 @@ def offline_hub(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.mark.parametrize("offline_by", ["HF_HUB_OFFLINE", "closed port"])
-def test_unreachable_hub_fails_within_seconds_and_names_the_fallback(offline_by, offline_hub, monkeypatch):
+def test_unreachable_hub_is_refused_and_names_the_fallback(offline_by, offline_hub, monkeypatch):
+    """How long the refusal takes is measured by docs/refusal_timing.py, not bounded here."""
     if offline_by == "HF_HUB_OFFLINE":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.monotonic()
     with pytest.raises(WeightsUnavailableError) as caught:
         load("convnext_tiny", PRETRAINED)
-    assert time.monotonic() - start < OFFLINE_DEADLINE_S
     assert "could not be reached" in str(caught.value) and BUNDLED in str(caught.value)
+
+
+def test_unreachable_paper_weights_give_the_same_model_with_random_init_once_asked(offline_hub, monkeypatch):
+    """The one fallback both image tabs use: the chosen model stays, and the hub is not asked again soon."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(weights, "_PAPER_WEIGHTS_FAILED_AT", {})
+    loaded, which = paper_or_random("resnet18")
+    assert (loaded.name, loaded.weights) == ("resnet18", RANDOM_INIT)
+    assert which.startswith(RANDOM_INIT) and "could not be reached" in which and BUNDLED in which
+    asked = []
+
+    def unreachable(name):
+        asked.append(name)
+        raise WeightsUnavailableError("could not be reached")
+
+    monkeypatch.setattr(weights, "load_pretrained", unreachable)
+    assert paper_or_random("resnet18")[0].weights == RANDOM_INIT and asked == []  # within the pause: not asked
+    long_ago = time.monotonic() - weights.RETRY_HUB_AFTER_S - 1
+    monkeypatch.setattr(weights, "_PAPER_WEIGHTS_FAILED_AT", {"resnet18": long_ago})
+    assert paper_or_random("resnet18")[0].weights == RANDOM_INIT and asked == ["resnet18"]  # the pause is over
 
 
 def test_weights_in_the_local_cache_load_offline(offline_hub, monkeypatch, random_models, image_batch):
@@ -377,8 +395,6 @@ def test_missing_bundle_gets_a_sentence(tmp_path, monkeypatch):
 BUNDLED_FILES = [weights.WEIGHTS_DIR / f"{BUNDLED}{suffix}" for suffix in (".safetensors", ".json")]
 
 
-@pytest.mark.skipif(not all(file.is_file() for file in BUNDLED_FILES),
-                    reason="the bundled model (assets/weights/convnext_shapes.*) has not been trained yet")
 def test_shipped_bundle_loads_with_its_cards_classes():
     card = json.loads(BUNDLED_FILES[1].read_text())
     loaded = load(BUNDLED)

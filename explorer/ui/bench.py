@@ -7,7 +7,7 @@ import tempfile
 import gradio as gr
 
 from explorer.bench import CSV_COLUMNS, DEFAULT_BATCH, DEFAULT_MODELS, benchmark, format_report, table_rows, to_csv
-from explorer.device import Precision, available_devices
+from explorer.device import available_devices, default_precision, pick_device
 from explorer.plots import throughput_chart
 from explorer.ui.common import device_inputs, friendly, model_choices
 from explorer.zoo import ExplorerError
@@ -48,7 +48,7 @@ def run_benchmark(names: list[str], batch, resolution: int, precision: str, comp
 
 def build_bench_tab() -> None:
     best = available_devices()[0]
-    paper_default = Precision.TF32 if best == "cuda" else Precision.FP32  # the paper used TF32
+    paper_default = default_precision(pick_device(best))  # the paper's TF32 where the GPU has it (Ampere on)
     with gr.Tab("Benchmark", id="bench"):
         gr.Markdown(INTRO)
         with gr.Row():

@@ -25,8 +25,7 @@ from explorer.roadmap import get_step, roadmap_table, step_name, steps, what_if
 from explorer.ui.architecture import ISOTROPIC_SIZES, show_isotropic
 from explorer.ui.common import friendly
 from explorer.ui.erf import growth
-from explorer.ui.inside import paper_or_random
-from explorer.weights import BUNDLED, bundled_available, load
+from explorer.weights import BUNDLED, bundled_available, load, paper_or_random
 from explorer.zoo import IN1K_CLASSES, build_model, get_spec, specs_by_family
 
 STORAGE_KEY = "convnext-explorer-lesson"

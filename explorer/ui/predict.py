@@ -11,9 +11,9 @@ from explorer.device import Precision, RunOptions, device_label
 from explorer.inference import predict
 from explorer.ui.common import MODEL_EVENTS, device_inputs, friendly, model_choices, uploaded_image
 from explorer.ui.image_source import EXAMPLES_DIR, caveat, image_source
-from explorer.weights import (BUNDLED, PRETRAINED, WeightsUnavailableError, bundled_available, load,
+from explorer.weights import (BUNDLED, PRETRAINED, RANDOM_INIT, bundled_available, load, paper_or_random,
                               pretrained_cached)
-from explorer.zoo import ExplorerError
+from explorer.zoo import ExplorerError, get_spec
 
 ONLINE_DEFAULT = "convnext_tiny"
 # Photos of ImageNet classes that ship with gradio (two cheetahs, class 293, and a lion, 291): the
@@ -22,26 +22,26 @@ IMAGENET_EXAMPLES = ("cheetah.jpg", "cheetah1.jpg", "lion.jpg")
 INTRO = "Classify an image. The paper's ImageNet weights come from the hub when this machine is online. "
 BUNDLED_READY = ("The bundled **ConvNeXt-Shapes**, trained by this project on generated images of eight "
                  "shapes, works offline.")
-BUNDLED_MISSING = ("The bundled **ConvNeXt-Shapes** (eight generated shapes) has no trained weights yet: "
-                   "`python -m explorer.train_shapes --out assets/weights` trains it. Until then, models "
-                   "run with random weights, which show structure, not knowledge.")
+BUNDLED_MISSING = ("The bundled **ConvNeXt-Shapes** (eight generated shapes) ships with the project, but its "
+                   "files are missing from `assets/weights/`: `git checkout assets/weights` restores them. Until "
+                   "then, models run with random weights, which show structure, not knowledge.")
 WEIGHT_CHOICES = [("default (random init; the bundled model's own)", "default"),
                   ("the paper's, from the hub", PRETRAINED),
                   ("a checkpoint file", "file")]
 
 
 def load_chosen(name: str, source: str, checkpoint: str | None):
-    """The model with the chosen weights; the paper's weights fall back to the bundled model offline."""
+    """The model with the chosen weights; where the paper's cannot be had, `paper_or_random`'s
+    fallback (random init of the same model), with a warning that says so."""
     if source == "file":
         if not checkpoint:
             raise ExplorerError("Upload a checkpoint file (.safetensors, .pth or .bin) first.")
         return load(name, checkpoint)
-    if source == PRETRAINED and name != BUNDLED:
-        try:
-            return load(name, PRETRAINED)
-        except WeightsUnavailableError as error:
-            gr.Warning(f"{error} Showing the bundled {BUNDLED} instead.")
-            return load(BUNDLED)
+    if source == PRETRAINED:
+        loaded, which = paper_or_random(name)
+        if loaded.weights == RANDOM_INIT:
+            gr.Warning(f"{get_spec(name).label}: {which}.")
+        return loaded
     return load(name)
 
 
