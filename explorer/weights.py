@@ -20,6 +20,7 @@ import pickle
 import re
 import socket
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ BUNDLED = "convnext_shapes"  # the model trained by the project, shipped in asse
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 HUB_PROBE_SECONDS = 3.0  # how long to wait for the hub (or proxy) to accept a connection
 LOADED_MODELS_KEPT = 4  # bound of the loaded-model cache (DESIGN principle 6)
+RETRY_HUB_AFTER_S = 300.0  # after the hub failed, use random init without asking it again for this long
 EXAMPLES_IN_MESSAGE = 3  # key names quoted in a mismatch message
 
 # Registry name -> timm pretrained tag of the weights the paper reports. Registry names that carry
@@ -473,3 +475,18 @@ def load(name: str, weights: str | os.PathLike | None = None) -> LoadedModel:
         return _load_cached(name, weights, "")
     file = _existing_file(weights)
     return _load_cached(name, str(file), _file_version(file))
+
+
+_HUB_FAILED_AT: dict[str, float] = {}  # model -> when the hub last failed (time.monotonic)
+
+
+def paper_or_random(name: str) -> tuple[LoadedModel, str]:
+    """The paper's weights when they can be had, else random init; and a sentence saying which."""
+    failed_at = _HUB_FAILED_AT.get(name)
+    if failed_at is None or time.monotonic() - failed_at > RETRY_HUB_AFTER_S:
+        try:
+            loaded = load(name, PRETRAINED)
+            return loaded, f"the paper's weights ({loaded.weights})"
+        except WeightsUnavailableError:
+            _HUB_FAILED_AT[name] = time.monotonic()
+    return load(name), "random init (the paper's weights cannot be reached here), so the map shows structure, not knowledge"

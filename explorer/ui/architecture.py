@@ -4,11 +4,12 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.analysis import summarize
-from explorer.layouts import TRIOS, reading, trio
+from explorer.layouts import TRIOS
 from explorer.paper import family_point, model_figures
-from explorer.plots import compute_layout_chart, family_chart, stage_bars
-from explorer.report import HEADERS, paper_comparison, printed_beside_counted, table_rows
+from explorer.plots import family_chart, stage_bars
+from explorer.report import HEADERS, paper_comparison, table_rows
 from explorer.ui.common import friendly, model_choices, parse_input_size, spec_choices
+from explorer.views import isotropic
 from explorer.zoo import ExplorerError, get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
@@ -53,8 +54,7 @@ ISOTROPIC_SIZES = [(" / ".join(get_spec(name).label.removesuffix(" (IN-1K head)"
 
 @friendly
 def show_isotropic(size: str):
-    summaries = trio(size)
-    return f"{reading(summaries)}\n\n{printed_beside_counted(summaries)}", compute_layout_chart(summaries)
+    return isotropic(size)
 
 
 def build_architecture_tab(demo: gr.Blocks) -> None:

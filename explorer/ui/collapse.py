@@ -7,9 +7,8 @@ import gradio as gr
 from explorer.collapse import PAIRS, collapse_profile, reading
 from explorer.plots import collapse_chart
 from explorer.ui.common import MODEL_EVENTS, friendly, uploaded_image
-from explorer.ui.inside import paper_or_random
 from explorer.ui.predict import Opening
-from explorer.weights import load, pretrained_cached
+from explorer.weights import load, paper_or_random, pretrained_cached
 from explorer.zoo import get_spec
 
 INTRO = """ConvNeXt V2 (Woo et al. 2023) adds **Global Response Normalization** (GRN) to the ConvNeXt block,

@@ -7,8 +7,6 @@ deletion/insertion for the chosen method) and Side by side (ResNet-50, Swin-T an
 """
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 import numpy as np
 from PIL import Image
@@ -24,15 +22,13 @@ from explorer.sanity import DEFAULT_STEPS, check_map
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices, uploaded_image
 from explorer.ui.image_source import caveat, image_source
 from explorer.ui.predict import Opening, load_chosen, weights_inputs
-from explorer.weights import PRETRAINED, LoadedModel, WeightsUnavailableError, load
+from explorer.weights import LoadedModel, paper_or_random
 from explorer.zoo import get_spec
 
 STAGES_DRAWN = 4  # activation plots: every registry layout has four stages
 SHOWN_SIDE = 384  # overlays smaller than this (the bundled model's 256 px) are enlarged to it for the page
 SIDE_BY_SIDE = ("resnet50", "swin_tiny_patch4_window7_224", "convnext_tiny")  # the paper's three families
 STEM_REFERENCE = "resnet50"  # whose 7x7 stem is shown next to the chosen model's
-RETRY_HUB_AFTER_S = 300.0  # after the hub failed, use random init without asking it again for this long
-_HUB_FAILED_AT: dict[str, float] = {}
 
 INTRO = """Look inside a network. **Filters** shows the kxk depthwise kernels a model learned (the
 paper's 7x7 in ConvNeXt) and how much of each kernel is used; **Activations** shows what every stage
@@ -42,18 +38,6 @@ pick the paper's weights or the bundled model to see learned filters."""
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def paper_or_random(name: str) -> tuple[LoadedModel, str]:
-    """The paper's weights when they can be had, else random init; and a sentence saying which."""
-    failed_at = _HUB_FAILED_AT.get(name)
-    if failed_at is None or time.monotonic() - failed_at > RETRY_HUB_AFTER_S:
-        try:
-            loaded = load(name, PRETRAINED)
-            return loaded, f"the paper's weights ({loaded.weights})"
-        except WeightsUnavailableError:
-            _HUB_FAILED_AT[name] = time.monotonic()
-    return load(name), "random init (the paper's weights cannot be reached here), so the map shows structure, not knowledge"
-
 
 def _stage_choices(blocks: dict[int, list[int]]) -> list[tuple[str, int]]:
     return [(f"stage {stage + 1}", stage) for stage in blocks]

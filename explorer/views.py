@@ -1,0 +1,46 @@
+"""Views of the app that show counted figures: for each, one function that gives what the tab lays
+out (text, tables, figures), from counts kept by `explorer.figure_cache`. The lessons' panels are in
+`explorer.lesson_panels`.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from explorer.analysis import summarize, typical_block
+from explorer.layouts import reading, trio
+from explorer.plots import block_diagram, compute_layout_chart, roadmap_chart
+from explorer.report import html_table, printed_beside_counted
+from explorer.roadmap import get_step, roadmap_table, step_name, steps
+
+
+def step_text(regime: str, number: int) -> str:
+    """Step `number` (from 1) of a regime: what changed, why, and its counted figures beside the paper's."""
+    all_steps = steps(regime)
+    step = all_steps[number - 1]
+    counted = summarize(step_name(step.id, regime))
+    figures = f"Counted: **{counted.gflops:.3f} GFLOPs**, {counted.params / 1e6:.2f} M parameters."
+    if step.paper_gflops is not None:
+        figures += f" Paper: {step.paper_gflops:.2f} GFLOPs, {step.paper_top1:.2f}% top-1 on ImageNet-1K."
+    base = f" Changed from *{get_step(step.base, regime).title}*." if step.base else ""
+    note = f"\n\n> **Why the paper's GFLOPs differ:** {step.note}" if step.note else ""
+    return (f"### Step {number} / {len(all_steps)}: {step.title}\n*{step.section}*{base}\n\n"
+            f"**What changed.** {step.change}\n\n**Why.** {step.why}\n\n{figures}{note}")
+
+
+def roadmap_step(regime: str, number: int) -> tuple[str, go.Figure, str, go.Figure]:
+    """The Roadmap tab at step `number` (from 1): text, one block drawn, the stage table with what
+    changed highlighted, and the Figure 2 chart."""
+    step = steps(regime)[number - 1]
+    name = step_name(step.id, regime)
+    block = typical_block(name)
+    previous = summarize(step_name(step.base, regime)) if step.base else None
+    rows = roadmap_table(regime)
+    return (step_text(regime, number),
+            block_diagram(list(block.layers), f"One block ({block.block}), {block.input_size}x{block.input_size} input"),
+            html_table(summarize(name), previous), roadmap_chart(rows[:-1], step.id, rows[-1]))
+
+
+def isotropic(size: str) -> tuple[str, go.Figure]:
+    """ViT, the isotropic ConvNeXt and the hierarchical ConvNeXt of one size: where each puts its compute."""
+    summaries = trio(size)
+    return f"{reading(summaries)}\n\n{printed_beside_counted(summaries)}", compute_layout_chart(summaries)
