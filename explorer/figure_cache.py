@@ -227,22 +227,28 @@ def forget() -> None:
 # --- filling ------------------------------------------------------------------------------------
 
 def views_to_fill() -> list[tuple[str, Callable[[], object]]]:
-    """(what, a call) for everything the app's views count, in the order a visitor meets it."""
-    from explorer.analysis import summarize, typical_block
-    from explorer.compare import STAGES, compare
+    """(what, a call) for everything the app's views count, the first page's views first. Each call
+    draws its view, so a server whose figures are already on disk only draws (`explorer.views`)."""
+    from explorer.analysis import summarize
+    from explorer.compare import STAGES
+    from explorer.layouts import TRIOS
     from explorer.lesson_panels import kernel_fields, precount_lessons
     from explorer.paper import family_point, model_figures
-    from explorer.roadmap import REGIMES, roadmap_table, step_name, steps
+    from explorer.roadmap import REGIMES, steps
+    from explorer.views import blocks_at, isotropic, roadmap_step
     from explorer.zoo import model_names
 
     work: list[tuple[str, Callable[[], object]]] = [
-        ("the family chart", lambda: [family_point(figure) for figure in model_figures()])]
-    for regime in REGIMES:
-        work.append((f"the {regime} roadmap", functools.partial(roadmap_table, regime)))
-        work += [(f"roadmap block {step.id}", functools.partial(typical_block, step_name(step.id, regime)))
-                 for step in steps(regime)]
-    work += [(f"blocks at stage {stage}", functools.partial(compare, *STAGES[stage])) for stage in STAGES]
+        ("the family chart", lambda: [family_point(figure) for figure in model_figures()]),
+        *[(f"the isotropic comparison, {size}", functools.partial(isotropic, size)) for size in TRIOS],
+        ("the roadmap's first step", functools.partial(roadmap_step, "resnet50", 1)),
+        ("the blocks at stage 1", functools.partial(blocks_at, 1)),
+    ]
     work += precount_lessons()
+    for regime in REGIMES:
+        work += [(f"the {regime} roadmap, step {number}", functools.partial(roadmap_step, regime, number))
+                 for number in range(1, len(steps(regime)) + 1)]
+    work += [(f"the blocks at stage {stage}", functools.partial(blocks_at, stage)) for stage in STAGES]
     work += [(name, functools.partial(summarize, name)) for name in model_names()]
     return work + [("the kernel lesson's receptive fields", kernel_fields)]  # measured, the longest part
 

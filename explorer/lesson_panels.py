@@ -1,12 +1,12 @@
 """What each lesson's live part shows: one function per panel (`explorer.lessons.PANELS`), from the
-values of its controls to its text and figures. Every count comes from `explorer.figure_cache`, so a
-panel is drawn at once after the first count; `CHOICES` lists every value each control offers, which
-is what `precount_lessons` counts ahead of the first visitor.
+values of its controls to its text and figures. Every count comes from `explorer.figure_cache`, and
+a panel drawn once is kept, as the views of `explorer.views` are (do not modify its figures);
+`choices()` lists every value of the controls, which `precount_lessons` draws ahead of the first visitor.
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
+from functools import lru_cache, partial
 
 import plotly.graph_objects as go
 
@@ -21,7 +21,7 @@ from explorer.plots import (block_diagram, distance_chart, erf_grid, erf_profile
                             results_chart, roadmap_chart, stage_bars, sweep_chart)
 from explorer.report import counted, erf_table, html_table, paper_comparison
 from explorer.roadmap import get_step, roadmap_table, step_name, what_if
-from explorer.views import isotropic
+from explorer.views import VIEWS_KEPT, isotropic
 from explorer.weights import BUNDLED, bundled_available, load, paper_or_random
 from explorer.zoo import IN1K_CLASSES, get_spec, specs_by_family
 
@@ -49,17 +49,20 @@ def _step_line(step_id: str) -> str:
     return f"{line} *{step.note}*" if step.note else line
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_results(pretraining: str) -> tuple[go.Figure, go.Figure]:
     rows = roadmap_table()
     return (results_chart(imagenet_results(pretraining), PRETRAINING[pretraining]),
             roadmap_chart(rows[:-1], "convnext_t", rows[-1]))
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_macro(step_id: str, metric: str) -> tuple[str, go.Figure]:
     summaries = [summarize(step_name("resnet50")), summarize(step_name(step_id))]
     return _step_line(step_id), stage_bars(summaries, metric)
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_width(width: int) -> tuple[str, go.Figure]:
     width = int(width)
     counts = [what_if("depthwise", "width", w).gflops for w in WIDTHS]
@@ -70,6 +73,7 @@ def show_width(width: int) -> tuple[str, go.Figure]:
     return line, sweep_chart(list(WIDTHS), counts, [printed.get(w) for w in WIDTHS], width, "width C of stage 1")
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_inverted(stage: int) -> tuple[str, go.Figure, go.Figure]:
     lines, figures = [], []
     for step_id in ("width", "inverted"):
@@ -104,6 +108,7 @@ def show_kernel(size: int, progress: Progress | None = None) -> tuple[str, go.Fi
             erf_profiles(results, "Contribution against distance from the centre"), erf_table(results))
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_micro(step_id: str) -> tuple[str, go.Figure]:
     block = typical_block(step_name(step_id))
     counts = (f"One block ({block.block}) has norm layers: {counted(of_kind(block.layers, 'norm'))}; "
@@ -111,11 +116,13 @@ def show_micro(step_id: str) -> tuple[str, go.Figure]:
     return f"{_step_line(step_id)}\n\n{counts}", block_diagram(list(block.layers), f"{get_step(step_id).title}: one block")
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_family(name: str, size: int) -> tuple[str, str]:
     summary = summarize(name, int(size))
     return f"**{summary.label}** at {summary.input_size}: {paper_comparison(summary)}", html_table(summary)
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_next(size: str) -> tuple[str, go.Figure, go.Figure]:
     """The isotropic comparison of one size, and the ConvNeXt V2 block at stage 1 of ConvNeXt-T."""
     v2 = report("convnextv2", *STAGES[1])
@@ -141,6 +148,7 @@ BEYOND = {  # chooser value -> (label, the chart)
 }
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def show_beyond(table: str) -> go.Figure:
     return BEYOND[table][1]()
 
@@ -177,10 +185,10 @@ def precount_lessons() -> list[tuple[str, Callable[[], object]]]:
     """(what, a call) that counts every lesson's live numbers: the texts' placeholders and each panel
     at every choice (the kernel panel's receptive fields are measured apart: `kernel_fields`)."""
     work: list[tuple[str, Callable[[], object]]] = [
-        (f"lesson {i + 1}'s text", functools.partial(text, i)) for i in range(len(lessons()))]
+        (f"lesson {i + 1}'s text", partial(text, i)) for i in range(len(lessons()))]
     for panel, values in choices().items():
         show = SHOWS[panel] if panel != "kernel" else _kernel_counts
-        work += [(f"the {panel} lesson at {values}", functools.partial(show, *values)) for values in values]
+        work += [(f"the {panel} lesson at {values}", partial(show, *values)) for values in values]
     return work
 
 

@@ -1,16 +1,25 @@
 """Views of the app that show counted figures: for each, one function that gives what the tab lays
 out (text, tables, figures), from counts kept by `explorer.figure_cache`. The lessons' panels are in
 `explorer.lesson_panels`.
+
+The models never change, so neither do these views: each is drawn once per process and kept
+(`VIEWS_KEPT` of each), which makes a click that comes back to a view cost only its transfer. The
+figures are shared between callers: do not modify them.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import plotly.graph_objects as go
 
 from explorer.analysis import summarize, typical_block
+from explorer.compare import STAGES, compare
 from explorer.layouts import reading, trio
 from explorer.plots import block_diagram, compute_layout_chart, roadmap_chart
-from explorer.report import html_table, printed_beside_counted
+from explorer.report import blocks_html, html_table, printed_beside_counted
 from explorer.roadmap import get_step, roadmap_table, step_name, steps
+
+VIEWS_KEPT = 64  # of each view: both regimes' 18 steps, every lesson choice; a figure is tens of KB
 
 
 def step_text(regime: str, number: int) -> str:
@@ -27,6 +36,7 @@ def step_text(regime: str, number: int) -> str:
             f"**What changed.** {step.change}\n\n**Why.** {step.why}\n\n{figures}{note}")
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def roadmap_step(regime: str, number: int) -> tuple[str, go.Figure, str, go.Figure]:
     """The Roadmap tab at step `number` (from 1): text, one block drawn, the stage table with what
     changed highlighted, and the Figure 2 chart."""
@@ -40,7 +50,15 @@ def roadmap_step(regime: str, number: int) -> tuple[str, go.Figure, str, go.Figu
             html_table(summarize(name), previous), roadmap_chart(rows[:-1], step.id, rows[-1]))
 
 
+@lru_cache(maxsize=VIEWS_KEPT)
 def isotropic(size: str) -> tuple[str, go.Figure]:
     """ViT, the isotropic ConvNeXt and the hierarchical ConvNeXt of one size: where each puts its compute."""
     summaries = trio(size)
     return f"{reading(summaries)}\n\n{printed_beside_counted(summaries)}", compute_layout_chart(summaries)
+
+
+@lru_cache(maxsize=VIEWS_KEPT)
+def blocks_at(stage: int) -> tuple:
+    """The Blocks tab at stage `stage` (1-4): the comparison table, then one drawing per design."""
+    reports = compare(*STAGES[stage])
+    return blocks_html(reports), *(block_diagram(list(r.layers), r.title) for r in reports)

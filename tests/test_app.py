@@ -5,14 +5,21 @@ import gradio as gr
 import pytest
 
 
-def test_import_builds_no_model():
-    from explorer.analysis import summarize
+def test_import_builds_no_model(monkeypatch):
+    import sys
+    import threading
 
-    summarize.cache_clear()
+    from explorer import analysis
+
+    counted = []
+    monkeypatch.setattr(analysis, "count_summary", lambda *args: counted.append(args))
+    monkeypatch.setattr(analysis, "build_model", lambda *args, **kwargs: counted.append(args))
+    monkeypatch.delitem(sys.modules, "app", raising=False)
     import app
 
     assert isinstance(app.demo, gr.Blocks)
-    assert summarize.cache_info().currsize == 0
+    assert counted == []
+    assert "figure-cache-fill" not in [thread.name for thread in threading.enumerate()]  # only `main` fills
 
 
 def test_architecture_handler_reports_a_bad_size_as_a_message():

@@ -151,7 +151,7 @@ def _only_for(number: int, show: Callable, outputs: int) -> Callable:
     skip = gr.skip() if outputs == 1 else [gr.skip()] * outputs  # one output is returned bare, not in a list
     tracked = "progress" in inspect.signature(show).parameters  # a long panel shows a progress bar
 
-    def wrapped(index, *values, progress=gr.Progress()):
+    def wrapped(index, *values, progress=None):
         if _clamp(index) != number:
             return skip
         return show(*values, progress=progress) if tracked else show(*values)
@@ -188,11 +188,23 @@ def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, ro
             columns.append(column)
             fills.append((_only_for(number, show, len(panel.outputs)), [index, *panel.inputs], panel.outputs))
 
-    def then_show(event) -> None:
-        """After `event` has set the lesson number: its heading and text, then its panel."""
-        shown = event.then(header, index, [heading, body, shows, *columns])
+    panel_inputs = [index] + [control for _fill, inputs, _outputs in fills for control in inputs[1:]]
+    panel_outputs = [output for _fill, _inputs, outputs in fills for output in outputs]
+
+    def show_panel(number, *values, progress=gr.Progress()):
+        """Every panel's outputs in one event (one trip to the server): the shown lesson's drawn, the
+        others' left as they are."""
+        parts, at = [], 0
         for fill, inputs, outputs in fills:
-            shown.then(fill, inputs, outputs, **PANEL_EVENTS)
+            drawn = fill(number, *values[at:at + len(inputs) - 1], progress=progress)
+            at += len(inputs) - 1
+            parts += [drawn] if len(outputs) == 1 else list(drawn)
+        return parts
+
+    def then_show(event) -> None:
+        """After `event` has set the lesson number: its heading and text (no queue), then its panel."""
+        event.then(header, index, [heading, body, shows, *columns], queue=False).then(
+            show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
 
     # Stepping is instant (no queue) and remembered in the browser; drawing follows.
     then_show(back.click(lambda i: (_clamp(i - 1),) * 2, index, [index, saved], queue=False))
