@@ -5,6 +5,7 @@ a panel drawn once is kept, as the views of `explorer.views` are (do not modify 
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache, partial
 
@@ -26,6 +27,7 @@ from explorer.weights import BUNDLED, bundled_available, load, paper_or_random
 from explorer.zoo import IN1K_CLASSES, get_spec, specs_by_family
 
 Progress = Callable[[float, str], None]
+_MEASURING = threading.Lock()  # see kernel_fields
 
 PRETRAINING = {"in1k": "Trained on ImageNet-1K", "in22k": "Pre-trained on ImageNet-22K, fine-tuned on 1K"}
 MACRO_STEPS = ("recipe", "stage_ratio", "patchify")
@@ -86,9 +88,12 @@ def show_inverted(stage: int) -> tuple[str, go.Figure, go.Figure]:
 
 def kernel_fields(progress: Progress | None = None) -> list[ErfResult]:
     """The effective receptive fields of the kernel sweep's five networks (random init: no trained
-    weights exist for them), measured once and kept on disk by `explorer.erf`."""
+    weights exist for them), measured once and kept on disk by `explorer.erf`. One measurement at a
+    time: a second caller (the background fill, another visitor) waits and reads the first's results."""
     report_to = progress or (lambda _fraction, _what: None)
-    return compare(comparison("kernel_sweep"), lambda fraction, what: report_to(fraction, f"Receptive fields: {what}"))
+    with _MEASURING:
+        return compare(comparison("kernel_sweep"),
+                       lambda fraction, what: report_to(fraction, f"Receptive fields: {what}"))
 
 
 def show_kernel(size: int, progress: Progress | None = None) -> tuple[str, go.Figure, str, go.Figure, go.Figure, str]:

@@ -15,11 +15,21 @@ import plotly.graph_objects as go
 from explorer.analysis import summarize, typical_block
 from explorer.compare import STAGES, compare
 from explorer.layouts import reading, trio
-from explorer.plots import block_diagram, compute_layout_chart, roadmap_chart
-from explorer.report import blocks_html, html_table, printed_beside_counted
+from explorer.plots import block_diagram, compute_layout_chart, roadmap_chart, stage_bars
+from explorer.report import blocks_html, html_table, paper_comparison, printed_beside_counted, table_rows
 from explorer.roadmap import get_step, roadmap_table, step_name, steps
 
 VIEWS_KEPT = 64  # of each view: both regimes' 18 steps, every lesson choice; a figure is tens of KB
+
+
+@lru_cache(maxsize=VIEWS_KEPT)
+def architecture(name: str, size: int, compare: str = "") -> tuple[str, list[list], go.Figure, go.Figure]:
+    """The Architecture tab: headline, stage table and the per-stage parameters and GFLOPs of `name`
+    at `size`, with a second model `compare` overlaid ("" for none)."""
+    summary = summarize(name, size)
+    summaries = [summary] + ([summarize(compare, size)] if compare else [])
+    headline = "\n\n".join(f"**{s.label}** at {s.input_size}x{s.input_size}: {paper_comparison(s)}" for s in summaries)
+    return headline, table_rows(summary), stage_bars(summaries, "params"), stage_bars(summaries, "gflops")
 
 
 def step_text(regime: str, number: int) -> str:

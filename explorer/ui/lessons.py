@@ -206,9 +206,18 @@ def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, ro
         event.then(header, index, [heading, body, shows, *columns], queue=False).then(
             show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
 
-    # Stepping is instant (no queue) and remembered in the browser; drawing follows.
-    then_show(back.click(lambda i: (_clamp(i - 1),) * 2, index, [index, saved], queue=False))
-    then_show(forward.click(lambda i: (_clamp(i + 1),) * 2, index, [index, saved], queue=False))
+    def step(move: int) -> Callable:
+        """The lesson `move` away: its number (shown and remembered in the browser), heading and text."""
+        def to(i):
+            number = _clamp(_clamp(i) + move)
+            return number, number, *header(number)
+        return to
+
+    # Stepping is instant (no queue, one trip for the number and the text) and remembered in the
+    # browser; drawing follows.
+    for button, move in ((back, -1), (forward, 1)):
+        button.click(step(move), index, [index, saved, heading, body, shows, *columns], queue=False).then(
+            show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
     then_show(demo.load(_clamp, saved, index, queue=False))
 
 
