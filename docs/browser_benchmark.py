@@ -258,7 +258,7 @@ def main() -> None:
         result["start_to_answer_s"] = round(server.answered - server.started, 2)
         page, first = open_page(browser, server.url)
         result["first_page_s"] = round(first, 2)
-        print(f"second start (cache filled): answered after {result['start_to_answer_s']} s, "
+        print(f"second start{' (cache filled)' if 'fill_s' in result else ''}: answered after {result['start_to_answer_s']} s, "
               f"first page fully drawn {first:.2f} s later", flush=True)
         result["load_average_before_clicks"] = load_average()
         times = clicks(page, args.clicks)
