@@ -205,3 +205,16 @@ def test_tests_keep_their_figures_out_of_the_users_cache():
     from pathlib import Path
 
     assert not figure_cache.cache_root().resolve().is_relative_to(Path.home() / ".cache")
+
+
+def test_counts_made_in_two_threads_at_once_equal_counts_made_alone():
+    """The background fill counts while visitors' requests count: FlopCounterMode and the meta device
+    must see only their own thread's operations, or wrong figures would be kept on disk."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["resnet50", "convnext_tiny", "swin_tiny_patch4_window7_224"]
+    alone = {name: count_summary.uncached(name, 224) for name in names}
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda name: (name, count_summary.uncached(name, 224)), names * 2))
+    for name, summary in together:
+        assert summary == alone[name], name
