@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 
 import gradio as gr
 
 from explorer.figure_cache import fill_in_background
+from explorer.ui.api import build_api
 from explorer.ui.architecture import build_architecture_tab
 from explorer.ui.blocks import build_blocks_tab
 from explorer.ui.bench import build_bench_tab
@@ -30,11 +32,15 @@ MAX_UPLOAD = 2 * 1024**3  # bytes
 QUEUE_SIZE = 64  # events waiting at once (16 busy people with a few clicks each); beyond, "queue full"
 MALLOC_ARENAS = 2  # see _bound_malloc_arenas
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
+# Gradio's usage analytics (and the version check that comes with them, a call to the internet at
+# start) stay off unless a person opts in with GRADIO_ANALYTICS_ENABLED=True, gradio's own variable,
+# which alone would default to on: a classroom server sends nothing out.
+ANALYTICS = os.environ.get("GRADIO_ANALYTICS_ENABLED") == "True"
 HEADER = """# ConvNeXt Explorer
 An interactive companion to *A ConvNet for the 2020s* (Liu et al., CVPR 2022): how a ResNet-50 was
 modernized, one design decision at a time, into ConvNeXt, with every number counted from live models."""
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, analytics_enabled=ANALYTICS) as demo:
     gr.Markdown(HEADER)
     lesson_position = lesson_memory()
     start = opening()  # one choice of model, weights and examples for both image tabs
@@ -49,6 +55,7 @@ with gr.Blocks(title=TITLE) as demo:
         build_counting_tab()
         build_collapse_tab(start)
         build_bench_tab()
+    build_api(demo)  # last: the events above stay out of the API; the named endpoints go in
 
 
 def command_line() -> argparse.ArgumentParser:

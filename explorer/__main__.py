@@ -67,6 +67,8 @@ def _cam(args: argparse.Namespace) -> None:
     print(f"{result.method} of '{result.label}' at {result.layer or 'the input'}: "
           f"{result.map.shape[0]}x{result.map.shape[1]} map in {result.seconds:.2f} s, written to {args.out}",
           file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json()))
 
 
 def _explained(result) -> str:
@@ -223,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     cam = commands.add_parser("cam", help="an attribution map (Grad-CAM, ...) of an image, saved as .npy")
     _attribution_arguments(cam)
     cam.add_argument("--out", required=True, help="where to write the float32 map (.npy)")
+    cam.add_argument("--json", action="store_true", help="also print one JSON document (what the map explains)")
     cam.set_defaults(run=_cam)
 
     sanity = commands.add_parser("sanity", help="does the map change when the layers are randomized, top down? "

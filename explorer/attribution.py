@@ -69,6 +69,15 @@ class AttributionResult:
     top: tuple[TopClass, ...]  # the TOP_K most probable classes, from the same forward pass
     seconds: float  # time spent in the method (preprocessing included)
 
+    def to_json(self) -> dict:
+        """The command line's document (`cam --json`, the web API's /explain): what the map explains,
+        its size and where it peaks, and the top classes; the map itself goes to a file or a picture."""
+        row, column = np.unravel_index(int(self.map.argmax()), self.map.shape)
+        return {"model": self.model, "weights": self.weights, "method": self.method, "layer": self.layer,
+                "target": self.target, "label": self.label, "size": list(self.map.shape),
+                "peak": [int(row), int(column)], "mean": round(float(self.map.mean()), 6),
+                "top": [guess._asdict() for guess in self.top], "seconds": round(self.seconds, 3)}
+
 
 # --- layers -------------------------------------------------------------------------------------
 
