@@ -11,7 +11,7 @@ are counted again next time.
 
 `fill()` counts everything the app's views show (every registry model at its default size, the
 paper's family, both roadmap regimes, the blocks at each stage, the lessons' live parts);
-`fill_in_background()` does it in a thread when the server starts.
+`fill_in_background()` does it in a child process when the server starts, then draws the views.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -34,7 +35,7 @@ CACHE_ENV = "CONVNEXT_EXPLORER_CACHE"  # the cache folder (default: the user's c
 FILE_NAME = "counted-figures.json"
 MAX_ENTRIES = 4096  # about 1 KB each; beyond this, figures are counted but not kept
 SAVE_EVERY_S = 2.0  # while filling, how often the file is written
-FILL_NICENESS = 10  # the background fill's scheduling priority (Linux nice value: lower priority)
+FILL_NICENESS = 10  # the background fill's scheduling priority (a Unix nice value: lower priority)
 HERE = Path(__file__).resolve().parent
 COUNTING_MODULES = ("analysis", "compare", "roadmap")  # where `@persisted` counts are: roots of the code hash
 
@@ -132,6 +133,7 @@ class _Store:
         self.stored: dict[str, object] = {}  # entry key -> JSON value, as on disk
         self.values: dict[str, object] = {}  # entry key -> the value, decoded
         self.dirty = False
+        self.read_version: tuple[int, int] | None = None  # (mtime, size) of the file when last read
         self.deferred = threading.local()  # a thread that fills writes every SAVE_EVERY_S, not per entry
 
     def _load(self) -> None:
@@ -139,11 +141,19 @@ class _Store:
         file = cache_file()
         if self.loaded_from == file:
             return
-        self.loaded_from, self.stored, self.values, self.dirty = file, {}, {}, False
+        self.loaded_from, self.stored, self.values, self.dirty, self.read_version = file, {}, {}, False, None
+        self._read_newer()
+
+    def _read_newer(self) -> None:
+        """Take in what another process (the background fill) wrote since the file was last read."""
         try:
-            document = json.loads(file.read_text())
+            stat = self.loaded_from.stat()
+            if (stat.st_mtime_ns, stat.st_size) == self.read_version:
+                return
+            self.read_version = (stat.st_mtime_ns, stat.st_size)
+            document = json.loads(self.loaded_from.read_text())
             if document["key"] == cache_key() and isinstance(document["figures"], dict):
-                self.stored = document["figures"]
+                self.stored = {**document["figures"], **self.stored}
         except (OSError, ValueError, KeyError, TypeError):
             pass  # not there yet, damaged, or written by another version: count again
 
@@ -152,6 +162,8 @@ class _Store:
             self._load()
             if key in self.values:
                 return True, self.values[key]
+            if key not in self.stored:
+                self._read_newer()
             if key in self.stored:
                 try:
                     self.values[key] = _from_json(kind, self.stored[key])
@@ -277,17 +289,30 @@ def fill(report: Callable[[int, int, str], None] | None = None) -> int:
 
 
 def fill_in_background() -> threading.Thread:
-    """`fill()` in a daemon thread; prints one line to stderr when done."""
+    """Count in a child process (`python -m explorer.figure_cache`, at a lower scheduling priority),
+    then draw the views in this one from the file it wrote; prints one line to stderr when done.
+
+    The counting runs in its own process because torch's FlopCounterMode installs module hooks for
+    the whole process while it counts: a gradient taken meanwhile in another thread (an attribution
+    map, a receptive field) fails with "A leaf node was passed to _will_engine_execute_node"."""
     def run() -> None:
-        try:  # Linux: this thread only yields the cores to the pages people are waiting on
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FILL_NICENESS)
+        start = time.monotonic()
+        child = subprocess.Popen([sys.executable, "-m", "explorer.figure_cache"], cwd=HERE.parent)
+        try:
+            os.setpriority(os.PRIO_PROCESS, child.pid, FILL_NICENESS)
         except (AttributeError, OSError):
             pass
-        start = time.monotonic()
-        parts = fill()
+        child.wait()
+        parts = fill()  # here only drawing: the counts come from the file (or, if it could not be written, again)
         print(f"counted figures ready: {parts} parts in {time.monotonic() - start:.1f} s ({cache_file()})",
               file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=run, name="figure-cache-fill", daemon=True)
     thread.start()
     return thread
+
+
+if __name__ == "__main__":  # the background fill's child process (see fill_in_background)
+    from explorer.figure_cache import fill as fill_the_file  # the module the counting functions use
+
+    fill_the_file()

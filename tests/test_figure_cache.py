@@ -218,3 +218,15 @@ def test_counts_made_in_two_threads_at_once_equal_counts_made_alone():
         together = list(pool.map(lambda name: (name, count_summary.uncached(name, 224)), names * 2))
     for name, summary in together:
         assert summary == alone[name], name
+
+
+def test_figures_another_process_wrote_are_read_when_missing_here(cache, monkeypatch):
+    """The server reads what the background fill's child process writes while both run."""
+    summarize("resnet34")  # this process has read and written the file
+    here = figure_cache._STORE
+    monkeypatch.setattr(figure_cache, "_STORE", figure_cache._Store())  # another process, with its own store
+    expected = summarize("resnet18")
+    monkeypatch.setattr(figure_cache, "_STORE", here)
+    monkeypatch.setattr(analysis, "summarize_model", lambda *args: pytest.fail("counted again: the file was not read"))
+    assert summarize("resnet18") == expected
+    assert summarize("resnet34").model == "resnet34"
