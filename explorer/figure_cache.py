@@ -187,6 +187,8 @@ class _Store:
             if not self.dirty:
                 return
             file = cache_file()
+            if self.loaded_from == file:
+                self._read_newer()  # keep what another process wrote meanwhile
             try:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 partial = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -199,7 +201,7 @@ class _Store:
     def forget(self) -> None:
         """Drop what this process holds; the next lookup reads the file again."""
         with self.lock:
-            self.loaded_from, self.stored, self.values, self.dirty = None, {}, {}, False
+            self.loaded_from, self.stored, self.values, self.dirty, self.read_version = None, {}, {}, False, None
 
 
 _STORE = _Store()
