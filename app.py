@@ -10,6 +10,7 @@ import os
 
 import gradio as gr
 
+from explorer.figure_cache import fill_in_background
 from explorer.ui.api import build_api
 from explorer.ui.architecture import build_architecture_tab
 from explorer.ui.blocks import build_blocks_tab
@@ -80,8 +81,10 @@ def main() -> None:
     _bound_malloc_arenas()
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
         server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True,
-        max_file_size=MAX_UPLOAD,
+        max_file_size=MAX_UPLOAD, prevent_thread_lock=True,
     )
+    fill_in_background()  # once the server answers: count what the views show, unless already on disk
+    demo.block_thread()
 
 
 if __name__ == "__main__":

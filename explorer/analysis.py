@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from explorer.figure_cache import persisted
 from explorer.zoo import ModelSpec, StageLayout, build_model, get_spec
 
 FP32_BYTES = 4
@@ -140,12 +140,15 @@ def summarize_model(model: nn.Module, spec: ModelSpec, input_size: int) -> Summa
     )
 
 
-@lru_cache(maxsize=256)  # a Summary is a few hundred bytes; building on meta costs up to ~0.5 s
 def summarize(name: str, input_size: int | None = None) -> Summary:
-    """Build `name` on the meta device and summarize it."""
+    """Build `name` on the meta device and summarize it (counted once: `explorer.figure_cache`)."""
+    return count_summary(name, input_size or get_spec(name).input_size)
+
+
+@persisted
+def count_summary(name: str, input_size: int) -> Summary:
     spec = get_spec(name)
-    size = input_size or spec.input_size
-    return summarize_model(build_model(name, size, device="meta"), spec, size)
+    return summarize_model(build_model(name, input_size, device="meta"), spec, input_size)
 
 
 @dataclass(frozen=True)
@@ -237,3 +240,28 @@ def trace_layers(root: nn.Module, forward: Callable[[], object]) -> list[LayerRo
 def trace_block(model: nn.Module, block: str, input_size: int) -> list[LayerRow]:
     """The layers of one block with their output shapes, from a forward pass on the model's device."""
     return trace_layers(model.get_submodule(block), lambda: _dry_run(model, input_size))
+
+
+@dataclass(frozen=True)
+class TypicalBlock:
+    """The layers of one block of a model, as `block_diagram` draws them."""
+
+    model: str
+    block: str  # its module name, e.g. "stages.0.blocks.1"
+    input_size: int
+    layers: tuple[LayerRow, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+
+@persisted
+def typical_block(name: str, stage: int = 1) -> TypicalBlock:
+    """The second block of stage `stage` (from 1) of model `name` at its default input size, traced
+    on the meta device."""
+    spec = get_spec(name)
+    model = build_model(name, spec.input_size, device="meta")
+    first = default_block(model, spec.layout)
+    block = first.replace(spec.layout.stages[0], spec.layout.stages[stage - 1], 1)
+    return TypicalBlock(name, block, spec.input_size, tuple(trace_block(model, block, spec.input_size)))

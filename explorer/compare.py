@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 from torch import nn
@@ -27,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from explorer.analysis import LayerRow, of_kind, paper_gflops, trace_layers
 from explorer.blocks import EXPANSION, Block
+from explorer.figure_cache import persisted
 from explorer.roadmap import get_step
 from explorer.zoo import ExplorerError
 
@@ -136,7 +136,7 @@ def check_width(width: int, resolution: int) -> None:
         raise ExplorerError(f"The resolution must be a multiple of {SWIN_WINDOW} (Swin's window), not {resolution}.")
 
 
-@lru_cache(maxsize=64)
+@persisted
 def report(key: str, width: int, resolution: int) -> BlockReport:
     """Build one design on the meta device at C = `width`, H = W = `resolution` and count it."""
     check_width(width, resolution)

@@ -36,6 +36,7 @@ from PIL import Image
 from torch import nn
 
 from explorer.attribution import CamLayer
+from explorer.figure_cache import CACHE_ENV, cache_root  # noqa: F401 - CACHE_ENV: where results are kept
 from explorer.inference import ImageError, open_image, to_rgb
 from explorer.weights import BUNDLED, PRETRAINED, WEIGHTS_DIR, load
 from explorer.zoo import ExplorerError, StageLayout, build_model, check_input_size, get_spec, spatial_layout
@@ -52,7 +53,6 @@ MAX_IMAGES = 256  # per request; each is one forward and backward pass
 MAX_SEEDS = 16
 BATCH = 4  # images per pass: memory stays bounded, and a pass costs no more than four single ones
 NOISE_SEED = 0
-CACHE_ENV = "CONVNEXT_EXPLORER_CACHE"  # where results are kept on disk (default ~/.cache/convnext-explorer)
 CACHE_FILES_KEPT = 64  # bound of the disk cache: about 200 KB each at 224 px, 13 MB in all
 CODE_FILES = ("erf.py", "blocks.py", "roadmap.py", "shapes.py", "zoo.py")  # what a random model's map depends on
 
@@ -351,8 +351,7 @@ def compute_erf(request: ErfRequest, progress: Progress | None = None) -> ErfRes
 # --- the disk cache -----------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "convnext-explorer"
-    return Path(root) / "erf"
+    return cache_root() / "erf"
 
 
 def _code_version() -> str:
@@ -493,6 +492,17 @@ def comparison(kind: str, models: Sequence[str] = (), weights: str | None = RAND
                          for name in names)
         title = COMPARISONS[kind][0].upper() + COMPARISONS[kind][1:]
     return Comparison(kind, title, requests)
+
+
+def growth(results: list[ErfResult]) -> str:
+    """What the numbers say, in a sentence: does the area ratio at t = 0.5 grow along the row?"""
+    ratios = [result.ratios[2].ratio for result in results]
+    if len(ratios) < 2:
+        return ""
+    grows = all(b >= a for a, b in zip(ratios, ratios[1:]))
+    trend = "grows at every step" if grows else "does **not** grow steadily"
+    return (f"Along the row, the area ratio at t = 0.5 {trend}: "
+            + " -> ".join(f"{ratio:.3f}" for ratio in ratios) + ".")
 
 
 def compare(chosen: Comparison, progress: Progress | None = None) -> list[ErfResult]:

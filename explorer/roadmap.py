@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from explorer.analysis import Summary, summarize, summarize_model
 from explorer.blocks import Net, NetConfig
+from explorer.figure_cache import persisted
 from explorer.zoo import ExplorerError, ModelSpec, StageLayout, UnknownModelError, get_spec, roadmap_prefix
 
 FAMILY = "Roadmap"
@@ -300,7 +301,7 @@ def build_step(step_id: str, regime: str = "resnet50") -> nn.Module:
     return Net(step.config).eval()
 
 
-@lru_cache(maxsize=64)
+@persisted
 def what_if(step_id: str, field_name: str, value: Any, regime: str = "resnet50") -> Summary:
     """A step's network with one `NetConfig` field changed, summarized at the step's input size.
 

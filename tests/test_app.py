@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -23,18 +24,20 @@ def counted_init(self, *args, **kwargs):
 torch.nn.Module.__init__ = counted_init
 import gradio as gr
 import app
-from explorer.analysis import summarize
-print(json.dumps({"built": built, "summaries": summarize.cache_info().currsize,
+import threading
+print(json.dumps({"built": built, "filling": "figure-cache-fill" in [t.name for t in threading.enumerate()],
                   "demo": isinstance(app.demo, gr.Blocks)}))
 """
 
 
-def test_import_builds_no_model():
+def test_import_builds_no_model(tmp_path):
+    env = {**os.environ, "CONVNEXT_EXPLORER_CACHE": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", IMPORT_APP], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"built": [], "summaries": 0, "demo": True}
+    assert report == {"built": [], "filling": False, "demo": True}
+    assert list(tmp_path.iterdir()) == []  # nothing counted, so nothing written to the cache
 
 
 def test_architecture_handler_reports_a_bad_size_as_a_message():

@@ -9,6 +9,9 @@ from explorer.lessons import lessons
 from tests.test_browser import ERROR_TOAST
 
 SLOW = 60_000  # ms: the first drawing of a panel counts its models
+# ms: the kernel lesson measures five receptive fields the first time; the session's own cache folder
+# starts empty, and on a busy 2-core machine the measurement takes minutes
+FIRST_ERF = 600_000
 
 
 def use_every_control(page, panel) -> int:
@@ -46,7 +49,8 @@ def test_walk_every_lesson_use_every_control_and_come_back_after_a_reload(page):
         expect(heading).to_contain_text(lesson.title)
         panel = page.locator(f"#lesson-panel-{lesson.id}")
         expect(panel).to_be_visible()
-        expect(panel.locator(".js-plotly-plot, table").first).to_be_visible(timeout=SLOW)
+        first_draw = FIRST_ERF if lesson.panel == "kernel" else SLOW
+        expect(panel.locator(".js-plotly-plot, table").first).to_be_visible(timeout=first_draw)
         expect(page.locator("#lesson-text")).not_to_contain_text("{{")  # every number was filled in
         controls += use_every_control(page, panel)
         toasts = page.locator(ERROR_TOAST)

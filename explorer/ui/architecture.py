@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.analysis import summarize
-from explorer.layouts import TRIOS, reading, trio
+from explorer.layouts import TRIOS
 from explorer.paper import family_point, model_figures
-from explorer.plots import compute_layout_chart, family_chart, stage_bars
-from explorer.report import HEADERS, paper_comparison, printed_beside_counted, table_rows
+from explorer.plots import family_chart
+from explorer.report import HEADERS
 from explorer.ui.common import friendly, model_choices, parse_input_size, spec_choices
+from explorer.views import architecture, isotropic
 from explorer.zoo import ExplorerError, get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
@@ -22,13 +22,7 @@ of convolutions, linear layers and matmuls) sit, and how the counts compare with
 @friendly
 def show(name: str, size, compare: str):
     """Headline, table and the two per-stage charts for `name` (and `compare` overlaid)."""
-    summary = summarize(name, parse_input_size(size))
-    summaries = [summary] + ([summarize(compare, summary.input_size)] if compare else [])
-    headline = "\n\n".join(
-        f"**{s.label}** at {s.input_size}x{s.input_size}: {paper_comparison(s)}" for s in summaries
-    )
-    return (headline, table_rows(summary),
-            stage_bars(summaries, "params"), stage_bars(summaries, "gflops"))
+    return architecture(name, parse_input_size(size), compare)
 
 
 def pick_model(name: str, compare: str):
@@ -53,8 +47,7 @@ ISOTROPIC_SIZES = [(" / ".join(get_spec(name).label.removesuffix(" (IN-1K head)"
 
 @friendly
 def show_isotropic(size: str):
-    summaries = trio(size)
-    return f"{reading(summaries)}\n\n{printed_beside_counted(summaries)}", compute_layout_chart(summaries)
+    return isotropic(size)
 
 
 def build_architecture_tab(demo: gr.Blocks) -> None:
@@ -82,7 +75,8 @@ def build_architecture_tab(demo: gr.Blocks) -> None:
             iso_plot = gr.Plot(show_label=False, elem_id="arch-iso-chart")
 
     outputs = [headline, table, params_plot, gflops_plot]
-    family.change(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model)
+    family.change(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model,
+                  queue=False)
     model.change(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
     # These run after the page has drawn; the family chart summarizes 31 models (seconds when cold).

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.compare import DESIGNS, STAGES, compare
-from explorer.plots import block_diagram
-from explorer.report import blocks_html
+from explorer.compare import DESIGNS, STAGES
 from explorer.ui.common import friendly
 from explorer.ui.normalization import build_normalization_section
+from explorer.views import blocks_at
 
 INTRO = """Seven residual blocks at the same width C (the channels each block takes and returns) and the
 same resolution, as in a stage of ConvNeXt-T or Swin-T. Each is built from its module structure and
@@ -22,10 +21,7 @@ STAGE_CHOICES = [(f"stage {s}: C = {c}, {h}x{h}", s) for s, (c, h) in STAGES.ite
 
 @friendly
 def show_blocks(stage: int):
-    width, resolution = STAGES[int(stage)]
-    reports = compare(width, resolution)
-    diagrams = [block_diagram(list(r.layers), r.title) for r in reports]
-    return blocks_html(reports), *diagrams
+    return blocks_at(int(stage))
 
 
 def build_blocks_tab(demo: gr.Blocks) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.erf import (BRANCHES_ON, COMPARISONS, DEFAULT_IMAGES, DEFAULT_SEEDS, EXAMPLES, MAX_SEEDS, NOISE, RANDOM,
-                          TRAINED, Comparison, ErfResult, compare, comparison)
+                          TRAINED, Comparison, compare, comparison, growth)
 from explorer.plots import erf_grid, erf_profiles
 from explorer.report import erf_table
 from explorer.ui.common import MODEL_EVENTS, friendly, model_choices
@@ -39,17 +39,6 @@ WEIGHT_CHOICES = [("random init (averaged over seeds)", RANDOM),
                   ("a checkpoint file", FILE)]
 IMAGE_CHOICES = [("noise images", NOISE), ("the bundled examples (8 shapes)", EXAMPLES), ("my images", UPLOAD)]
 STAGE_CHOICES = [("last", "last")] + [(f"stage {index + 1}", str(index)) for index in range(4)]
-
-
-def growth(results: list[ErfResult]) -> str:
-    """What the numbers say, in a sentence: does the area ratio at t = 0.5 grow along the row?"""
-    ratios = [result.ratios[2].ratio for result in results]
-    if len(ratios) < 2:
-        return ""
-    grows = all(b >= a for a, b in zip(ratios, ratios[1:]))
-    trend = "grows at every step" if grows else "does **not** grow steadily"
-    return (f"Along the row, the area ratio at t = 0.5 {trend}: "
-            + " -> ".join(f"{ratio:.3f}" for ratio in ratios) + ".")
 
 
 def chosen(kind: str, models: list[str] | None, weights: str, checkpoint: str | None, images: str,

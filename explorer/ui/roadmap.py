@@ -3,43 +3,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.analysis import default_block, summarize, trace_block
-from explorer.plots import block_diagram, roadmap_chart
-from explorer.report import html_table
-from explorer.roadmap import get_step, roadmap_table, step_name, steps
-from explorer.zoo import build_model, get_spec
+from explorer.roadmap import steps
+from explorer.views import roadmap_step
 
-INPUT_SIZE = 224
 REGIME_CHOICES = [("ResNet-50 -> ConvNeXt-T (Figure 2)", "resnet50"),
                   ("ResNet-200 -> ConvNeXt-B (appendix)", "resnet200")]
 
 
-def _text(regime: str, number: int) -> str:
-    all_steps = steps(regime)
-    step = all_steps[number - 1]
-    counted = summarize(step_name(step.id, regime), INPUT_SIZE)
-    figures = f"Counted: **{counted.gflops:.3f} GFLOPs**, {counted.params / 1e6:.2f} M parameters."
-    if step.paper_gflops is not None:
-        figures += f" Paper: {step.paper_gflops:.2f} GFLOPs, {step.paper_top1:.2f}% top-1 on ImageNet-1K."
-    base = f" Changed from *{get_step(step.base, regime).title}*." if step.base else ""
-    note = f"\n\n> **Why the paper's GFLOPs differ:** {step.note}" if step.note else ""
-    return (f"### Step {number} / {len(all_steps)}: {step.title}\n*{step.section}*{base}\n\n"
-            f"**What changed.** {step.change}\n\n**Why.** {step.why}\n\n{figures}{note}")
-
-
 def show_step(regime: str, number: int):
     """Text, block drawing, highlighted stage table and the Figure 2 chart for step `number` (from 1)."""
-    number = int(number)
-    step = steps(regime)[number - 1]
-    name = step_name(step.id, regime)
-    model = build_model(name, INPUT_SIZE, device="meta")
-    block = default_block(model, get_spec(name).layout)
-    layers = trace_block(model, block, INPUT_SIZE)
-    previous = summarize(step_name(step.base, regime), INPUT_SIZE) if step.base else None
-    table = html_table(summarize(name, INPUT_SIZE), previous)
-    rows = roadmap_table(regime)
-    chart = roadmap_chart(rows[:-1], step.id, rows[-1])
-    return _text(regime, number), block_diagram(layers, f"One block ({block}), 224x224 input"), table, chart
+    return roadmap_step(regime, int(number))
 
 
 def pick_regime(regime: str):
