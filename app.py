@@ -17,6 +17,7 @@ from explorer.ui.counting import build_counting_tab
 from explorer.ui.erf import build_erf_tab
 from explorer.ui.inside import build_inside_tab
 from explorer.ui.lessons import build_lessons_tab, lesson_memory
+from explorer.ui.links import link_button, wire
 from explorer.ui.predict import build_predict_tab, opening
 from explorer.ui.roadmap import build_roadmap_tab
 
@@ -35,19 +36,21 @@ modernized, one design decision at a time, into ConvNeXt, with every number coun
 
 with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(HEADER)
+    link_button()
     lesson_position = lesson_memory()
     start = opening()  # one choice of model, weights and examples for both image tabs
-    with gr.Tabs() as tabs:
-        build_architecture_tab(demo)
-        roadmap_position = build_roadmap_tab(demo)
-        build_lessons_tab(demo, lesson_position, tabs, roadmap_position)  # its links open the other tabs
-        build_blocks_tab(demo)
+    with gr.Tabs(elem_id="explorer-tabs") as tabs:
+        architecture = build_architecture_tab(demo)
+        roadmap = build_roadmap_tab()
+        lessons = build_lessons_tab(lesson_position, tabs, roadmap.controls["step"])  # links open other tabs
+        blocks = build_blocks_tab()
         build_predict_tab(start)
         build_inside_tab(demo, start)
         build_erf_tab()
         build_counting_tab()
         build_collapse_tab(start)
         build_bench_tab()
+    wire(demo, tabs, lesson_position, [architecture, roadmap, lessons, blocks])  # deep links (explorer.links)
 
 
 def command_line() -> argparse.ArgumentParser:

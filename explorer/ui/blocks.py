@@ -7,6 +7,7 @@ from explorer.compare import DESIGNS, STAGES, compare
 from explorer.plots import block_diagram
 from explorer.report import blocks_html
 from explorer.ui.common import friendly
+from explorer.ui.links import Linked
 from explorer.ui.normalization import build_normalization_section
 
 INTRO = """Seven residual blocks at the same width C (the channels each block takes and returns) and the
@@ -28,7 +29,7 @@ def show_blocks(stage: int):
     return blocks_html(reports), *diagrams
 
 
-def build_blocks_tab(demo: gr.Blocks) -> None:
+def build_blocks_tab() -> Linked:
     with gr.Tab("Blocks", id="blocks"):
         gr.Markdown(INTRO)
         stage = gr.Radio(STAGE_CHOICES, value=1, label="Width and resolution", elem_id="blocks-stage")
@@ -39,4 +40,4 @@ def build_blocks_tab(demo: gr.Blocks) -> None:
                 diagrams += [gr.Plot(show_label=False, elem_id=f"blocks-{d.key}") for d in row]
         build_normalization_section()
     stage.change(show_blocks, stage, [table, *diagrams])
-    demo.load(show_blocks, stage, [table, *diagrams])
+    return Linked({"stage": stage}, lambda opened: opened.then(show_blocks, stage, [table, *diagrams]))

@@ -26,6 +26,7 @@ from explorer.ui.architecture import ISOTROPIC_SIZES, show_isotropic
 from explorer.ui.common import friendly
 from explorer.ui.erf import growth
 from explorer.ui.inside import paper_or_random
+from explorer.ui.links import Linked
 from explorer.weights import BUNDLED, bundled_available, load
 from explorer.zoo import IN1K_CLASSES, build_model, get_spec, specs_by_family
 
@@ -288,7 +289,7 @@ def lesson_memory() -> gr.BrowserState:
     return gr.BrowserState(0, storage_key=STORAGE_KEY, secret=STORAGE_KEY)
 
 
-def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: gr.Slider) -> None:
+def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: gr.Slider) -> Linked:
     with gr.Tab("Lessons", id="lessons"):
         index = gr.Number(0, visible=False, precision=0)
         with gr.Row():
@@ -320,7 +321,7 @@ def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, ro
     # Stepping is instant (no queue) and remembered in the browser; drawing follows.
     then_show(back.click(lambda i: (_clamp(i - 1),) * 2, index, [index, saved], queue=False))
     then_show(forward.click(lambda i: (_clamp(i + 1),) * 2, index, [index, saved], queue=False))
-    then_show(demo.load(_clamp, saved, index, queue=False))
+    return Linked({"lesson": index}, then_show)  # the page's opening sets the lesson (the link's, or the saved one)
 
 
 def _link(button: gr.Button, tab: str, lesson_steps: tuple[str, ...], tabs: gr.Tabs, position: gr.Slider) -> None:

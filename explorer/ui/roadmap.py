@@ -7,6 +7,7 @@ from explorer.analysis import default_block, summarize, trace_block
 from explorer.plots import block_diagram, roadmap_chart
 from explorer.report import html_table
 from explorer.roadmap import get_step, roadmap_table, step_name, steps
+from explorer.ui.links import Linked
 from explorer.zoo import build_model, get_spec
 
 INPUT_SIZE = 224
@@ -47,13 +48,13 @@ def pick_regime(regime: str):
     return gr.update(value=1, maximum=len(steps(regime))), *show_step(regime, 1)
 
 
-def build_roadmap_tab(demo: gr.Blocks) -> gr.Slider:
-    """The tab; returns its step slider, so that lessons can open it at a step."""
+def build_roadmap_tab() -> Linked:
+    """The tab; its step slider (controls["step"]) also lets lessons open it at a step."""
     count = len(steps("resnet50"))
     with gr.Tab("Roadmap", id="roadmap"):
         gr.Markdown("Each step changes one design decision of the step before it. The highlighted cells "
                     "of the table are what that change did to the network.")
-        regime = gr.Radio(REGIME_CHOICES, value="resnet50", label="Regime")
+        regime = gr.Radio(REGIME_CHOICES, value="resnet50", label="Regime", elem_id="roadmap-regime")
         with gr.Row():
             back = gr.Button("< Previous", elem_id="roadmap-prev", scale=1)
             position = gr.Slider(1, count, value=1, step=1, label="Step", elem_id="roadmap-step", scale=6)
@@ -69,6 +70,6 @@ def build_roadmap_tab(demo: gr.Blocks) -> gr.Slider:
     back.click(lambda n: max(int(n) - 1, 1), position, position, queue=False)
     forward.click(lambda r, n: min(int(n) + 1, len(steps(r))), [regime, position], position, queue=False)
     position.change(show_step, [regime, position], outputs, trigger_mode="always_last")
-    regime.change(pick_regime, regime, [position, *outputs])
-    demo.load(show_step, [regime, position], outputs)
-    return position
+    regime.input(pick_regime, regime, [position, *outputs])  # a link sets regime and step: no reset then
+    return Linked({"regime": regime, "step": position},
+                  lambda opened: opened.then(show_step, [regime, position], outputs))
