@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+from pathlib import Path
 
 import gradio as gr
 
@@ -22,6 +23,8 @@ from explorer.ui.predict import build_predict_tab, opening
 from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
+PAGE = Path(__file__).parent / "explorer" / "ui"  # page.css: tables, highlights and figures in both themes;
+# page.js: a CSV download under every table
 # Uploads larger than this are refused by gradio before any handler runs. The largest file a person
 # needs to upload is a checkpoint: ConvNeXt-XL with its ImageNet-22K head is 1.57 GB in fp32, the
 # largest model the app knows; 2 GB fits it with room for a training script's extra entries, and
@@ -76,7 +79,7 @@ def main() -> None:
     _bound_malloc_arenas()
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
         server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True,
-        max_file_size=MAX_UPLOAD,
+        max_file_size=MAX_UPLOAD, css_paths=[PAGE / "page.css"], js=(PAGE / "page.js").read_text(),
     )
 
 

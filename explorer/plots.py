@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
-from explorer.analysis import Summary
+from explorer.analysis import Summary, operation
 
 if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.bench import BenchReport
@@ -19,7 +20,10 @@ if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.paper import FamilyPoint
     from explorer.sanity import CascadeResult, FaithfulnessResult
 
-TEMPLATE = "plotly_white"
+# plotly_white on a transparent background: the page's light or dark background shows through, and the
+# page's style (explorer/ui/page.css) turns the template's text and grid light in dark mode.
+TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
+TEMPLATE.layout.update(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
 LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right",  # families of equal size sit on top of each other
                "ConvNeXt V2": "bottom right", "ViT": "top left", "Isotropic": "bottom left"}
 FAMILY_COLORS = {"ConvNeXt": "#1f77b4", "Swin": "#ff7f0e", "ResNet": "#7f7f7f", "ResNeXt": "#2ca02c",
@@ -95,31 +99,67 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
                       margin=dict(t=50, b=10))
     return fig
 
-KIND_COLORS = {"conv": "#aec7e8", "linear": "#ffbb78", "norm": "#98df8a", "act": "#ff9896",
-               "attention": "#c5b0d5", "other": "#dddddd"}
+# One fill per operation kind (explorer.analysis.OPERATIONS), pale enough for dark text in either theme.
+OPERATION_COLORS = {"spatial mixing": "#93c5fd", "channel mixing": "#fdba74", "norm": "#86efac",
+                    "activation": "#fca5a5", "layer scale": "#c4b5fd", "layout": "#d1d5db"}
+BOX_TEXT = "#1f2937"  # text inside the boxes: 10:1 or more on every fill above
+
+
+def _branches(layers: list) -> list[tuple[int, int]]:
+    """(first, last) layer index of each residual branch. A block with attention is two pre-norm branches,
+    x + attention(norm(x)) and then x + MLP(norm(x)): the second starts at the first norm after the
+    attention. Every other block here is one branch."""
+    kinds = [layer.kind for layer in layers]
+    if "attention" in kinds:
+        after = kinds.index("attention") + 1
+        second = next((i for i in range(after, len(kinds)) if kinds[i] == "norm"), None)
+        if second is not None:
+            return [(0, second - 1), (second, len(layers) - 1)]
+    return [(0, len(layers) - 1)]
 
 
 def block_diagram(layers: list, title: str) -> go.Figure:
-    """One block drawn top to bottom: a box per layer with its output shape, the residual on the side."""
+    """One block drawn top to bottom: a box per layer coloured by what it does (a legend below), its
+    output shape beside it, and each residual branch's shortcut ending in its addition (+)."""
     fig = go.Figure()
+    rows, y = [], 0.0  # the y of each layer; an addition takes a row of its own after its branch
+    ends = {last for _first, last in _branches(layers)}
     for i, layer in enumerate(layers):
-        y = -i
-        fig.add_shape(type="rect", x0=0, x1=1, y0=y - 0.38, y1=y + 0.38, line=dict(color="#555", width=1),
-                      fillcolor=KIND_COLORS[layer.kind])
-        fig.add_annotation(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False)
-        shape = " x ".join(str(d) for d in layer.output_shape)
-        fig.add_annotation(x=1.05, y=y, text=shape, showarrow=False, xanchor="left", font=dict(color="#444"))
-        if i:
-            fig.add_annotation(x=0.5, y=y + 0.38, ax=0.5, ay=y + 0.62, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, text="")
-    bottom = -len(layers) + 1
-    fig.add_shape(type="path", path=f"M -0.02 0.38 C -0.25 0.38, -0.25 {bottom - 0.38}, -0.02 {bottom - 0.38}",
-                  line=dict(color="#888", dash="dot"))
-    fig.add_annotation(x=-0.2, y=bottom / 2, text="residual", textangle=-90, showarrow=False,
-                       font=dict(color="#888"))
-    fig.update_layout(template=TEMPLATE, title=title, height=90 + 46 * len(layers), showlegend=False,
-                      xaxis=dict(visible=False, range=[-0.3, 1.6]), yaxis=dict(visible=False, range=[bottom - 0.7, 0.7]),
-                      margin=dict(t=40, b=0, l=0, r=0))
+        rows.append(y)
+        y -= 1.0 if i not in ends else 1.8
+    for i, layer in enumerate(layers):
+        y = rows[i]
+        fig.add_shape(type="rect", x0=0, x1=1, y0=y - 0.36, y1=y + 0.36, line=dict(color="#6b7280", width=1),
+                      fillcolor=OPERATION_COLORS[operation(layer)])
+        fig.add_annotation(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False,
+                           font=dict(color=BOX_TEXT, size=11))
+        fig.add_annotation(x=1.04, y=y, text=" x ".join(str(d) for d in layer.output_shape), showarrow=False,
+                           xanchor="left")
+        if i:  # from the box above, or from the addition that ended the branch above
+            start = y + 0.64 if rows[i - 1] - y < 1.5 else rows[i - 1] - 0.9 - 0.28
+            fig.add_annotation(x=0.5, y=y + 0.36, ax=0.5, ay=start, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
+    for first, last in _branches(layers):
+        top, plus = rows[first] + 0.5, rows[last] - 0.9
+        fig.add_shape(type="path", path=f"M 0.5 {top} L -0.12 {top} L -0.12 {plus} L 0.44 {plus}",
+                      line=dict(color="#6b7280", dash="dot"))
+        fig.add_shape(type="circle", x0=0.44, x1=0.56, y0=plus - 0.28, y1=plus + 0.28, line=dict(color="#6b7280"),
+                      fillcolor="#ffffff")
+        fig.add_annotation(x=0.5, y=plus, text="<b>+</b>", showarrow=False, font=dict(color=BOX_TEXT, size=16))
+        fig.add_annotation(x=0.5, y=plus + 0.28, ax=0.5, ay=rows[last] - 0.36, xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
+        fig.add_annotation(x=-0.14, y=(top + plus) / 2, text="shortcut", textangle=-90, showarrow=False,
+                           xanchor="right")
+    shown = {operation(layer) for layer in layers}  # a legend entry per kind in this block
+    for kind in [kind for kind in OPERATION_COLORS if kind in shown]:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=kind, showlegend=True,
+                                 marker=dict(symbol="square", size=12, color=OPERATION_COLORS[kind],
+                                             line=dict(color="#6b7280", width=1))))
+    bottom = min(rows) - 1.4
+    fig.update_layout(template=TEMPLATE, title=title, height=150 + 44 * (len(rows) + len(ends)),
+                      xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
+                      yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
+                      legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(t=40, b=10, l=0, r=0))
     return fig
 
 
