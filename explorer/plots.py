@@ -48,6 +48,19 @@ def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
     return fig
 
 
+def log_axis(values, **settings) -> dict:
+    """A log axis labelled at 1, 2 and 5 times each power of ten around `values`, every label written in
+    full: plotly's own minor labels read "2 ... 5" for 20 and 50."""
+    positive = [float(v) for v in values if v is not None and v > 0]
+    if not positive:
+        return dict(type="log", **settings)
+    low, high = min(positive), max(positive)
+    ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+             for m in (1, 2, 5)]
+    ticks = [t for t in ticks if low / 2.5 <= t <= high * 2.5]
+    return dict(type="log", tickvals=ticks, ticktext=[f"{t:,.4g}" for t in ticks], **settings)
+
+
 def family_chart(points: list[FamilyPoint]) -> go.Figure:
     """Parameters against GFLOPs for whole families: counted markers, the paper's figures beside them."""
     fig = go.Figure()
@@ -304,7 +317,8 @@ def results_chart(points: list[dict], title: str) -> go.Figure:
                         text=[p["name"] for p in members], mode="lines+markers+text", textposition="top left",
                         line=dict(color=FAMILY_COLORS.get(family, "#333333")), marker=dict(size=10),
                         hovertemplate="%{text}<br>%{x:.2f} GFLOPs counted<br>%{y:.1f}% top-1<extra></extra>")
-    fig.update_layout(template=TEMPLATE, title=title, height=440, xaxis=dict(type="log", title="GFLOPs (counted)"),
+    fig.update_layout(template=TEMPLATE, title=title, height=440,
+                      xaxis=log_axis([p["gflops"] for p in points], title="GFLOPs (counted)"),
                       yaxis_title="ImageNet-1K top-1 (%, the paper's)", legend=dict(orientation="h", y=-0.18),
                       margin=dict(t=50, b=10))
     return fig
@@ -365,7 +379,9 @@ def throughput_chart(report: BenchReport) -> go.Figure:
                            text=f"/ {ratio.swin}: {ratio.measured:.2f}x here, {ratio.paper:.2f}x paper")
     fig.update_layout(template=TEMPLATE, barmode="group", height=440,
                       title=f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
-                      yaxis=dict(type="log", title="images per second (log scale)"),
+                      yaxis=log_axis([v for m in measured for v in (m.images_per_s, m.plain_images_per_s,
+                                                                     m.paper_images_per_s)],
+                                     title="images per second (log scale)"),
                       legend=dict(orientation="h", y=-0.15), margin=dict(t=80, b=10))
     return fig
 

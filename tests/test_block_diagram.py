@@ -62,3 +62,16 @@ def test_the_layer_count_counts_what_computes(blocks):
     assert computing_layers(blocks["resnet"].layers) == 9
     assert computing_layers(blocks["convnext"].layers) == 5
     assert computing_layers(blocks["swin"].layers) == 6
+
+
+def test_log_axes_write_every_tick_label_in_full():
+    from explorer.plots import log_axis, results_chart
+
+    points = [{"family": "ConvNeXt", "name": "T", "gflops": 4.5, "top1": 82.1},
+              {"family": "ConvNeXt", "name": "XL", "gflops": 179.0, "top1": 87.8}]
+    axis = results_chart(points, "top-1").layout.xaxis
+    assert axis.type == "log"
+    assert [float(label.replace(",", "")) for label in axis.ticktext] == pytest.approx(list(axis.tickvals))
+    assert {2.0, 5.0, 20.0, 50.0} <= set(axis.tickvals)  # 20 and 50 labelled "20" and "50", not "2" and "5"
+    assert min(axis.tickvals) <= 4.5 and max(axis.tickvals) >= 179.0
+    assert log_axis([1500.0])["ticktext"] == ["1,000", "2,000"]
