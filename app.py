@@ -33,6 +33,12 @@ MAX_UPLOAD = 2 * 1024**3  # bytes
 QUEUE_SIZE = 64  # events waiting at once (16 busy people with a few clicks each); beyond, "queue full"
 MALLOC_ARENAS = 2  # see _bound_malloc_arenas
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
+# Soft, with its indigo one shade darker where text sits on it or it is text: 4.5:1 contrast or more
+THEME = gr.themes.Soft().set(
+    block_label_text_color="*primary_700", block_title_text_color="*primary_700",
+    checkbox_label_background_fill_selected="*primary_600",
+    button_primary_background_fill="*primary_600", button_primary_background_fill_hover="*primary_700",
+)
 HEADER = """# ConvNeXt Explorer
 An interactive companion to *A ConvNet for the 2020s* (Liu et al., CVPR 2022): how a ResNet-50 was
 modernized, one design decision at a time, into ConvNeXt, with every number counted from live models."""
@@ -78,7 +84,7 @@ def main() -> None:
     args = command_line().parse_args()
     _bound_malloc_arenas()
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
-        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True,
+        server_name=args.host, server_port=args.port, theme=THEME, show_error=True,
         max_file_size=MAX_UPLOAD, css_paths=[PAGE / "page.css"], js=(PAGE / "page.js").read_text(),
     )
 

@@ -91,6 +91,19 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
 PART_COLORS = ("#c7c7c7", "#c6dbef", "#6baed6", "#2171b5", "#08306b", "#7f7f7f")  # stem, 3-4 middle rows, head
 
 
+def _luminance(color: str) -> float:
+    """WCAG relative luminance of a #rrggbb colour."""
+    channels = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def ink(fill: str) -> str:
+    """The text colour, near-black or white, with the more contrast on `fill` (#rrggbb)."""
+    light = _luminance(fill)
+    return "#111827" if (light + 0.05) / (_luminance("#111827") + 0.05) >= 1.05 / (light + 0.05) else "#ffffff"
+
+
 def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
     """One horizontal bar per model, cut into its rows (stem, stages or groups of blocks, head) by
     their share of the model's GFLOPs; each part is labelled with its output shape."""
@@ -104,6 +117,7 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
             fig.add_bar(
                 y=[summary.label], x=[share], orientation="h", marker=dict(color=color, line=dict(color="white", width=1)),
                 text=[f"{row.name}<br>{shape}" if share >= 8 else ""], textposition="inside", insidetextanchor="middle",
+                insidetextfont=dict(color=ink(color)),
                 showlegend=False, hovertemplate=(f"{summary.label}, {row.name}: output {shape}<br>"
                                                  f"{row.gflops:.3f} GFLOPs (%{{x:.1f}}% of {summary.gflops:.2f})<extra></extra>"))
     fig.update_layout(template=TEMPLATE, barmode="stack", height=120 + 90 * len(summaries),

@@ -43,6 +43,27 @@ CONTRAST = """() => {
     }
     return chain.reverse().reduce((below, top) => over(top, below), [255, 255, 255, 1]);
   };
+  // SVG text of a figure sits on what the figure painted before it: the last filled bar, box or marker
+  // (in document order, which is paint order) under the middle of the text; else on the page behind.
+  const drawnUnder = (text) => {
+    const plot = text.closest(".js-plotly-plot");
+    if (!plot) return null;
+    const box = text.getBoundingClientRect();
+    const [x, y] = [box.left + box.width / 2, box.top + box.height / 2];
+    let under = null;
+    for (const shape of plot.querySelectorAll("path, rect, circle")) {
+      if (!(shape.compareDocumentPosition(text) & Node.DOCUMENT_POSITION_FOLLOWING)) continue;
+      const style = getComputedStyle(shape);
+      const fill = parse(style.fill);
+      const opacity = Number(style.fillOpacity || 1) * Number(style.opacity || 1);
+      if (!fill || fill[3] * opacity === 0 || style.display === "none") continue;
+      const r = shape.getBoundingClientRect();
+      if (r.width && r.height && r.left <= x && x <= r.right && r.top <= y && y <= r.bottom) {
+        under = [fill[0], fill[1], fill[2], fill[3] * opacity];
+      }
+    }
+    return under;
+  };
   const visible = (e) => {
     const box = e.getBoundingClientRect();
     if (box.width === 0 || box.height === 0) return false;
@@ -68,7 +89,9 @@ CONTRAST = """() => {
     let alpha = color[3];
     if (svg) alpha *= Number(style.fillOpacity || 1);
     for (let a = e; a && a.nodeType === 1; a = a.parentElement) alpha *= Number(getComputedStyle(a).opacity);
-    const behind = background(e);
+    let behind = background(e);
+    const shape = svg ? drawnUnder(e) : null;
+    if (shape) behind = over(shape, behind);
     const fore = over([color[0], color[1], color[2], alpha], behind);
     const [l1, l2] = [luminance(fore), luminance(behind)].sort((x, y) => y - x);
     const ratio = (l1 + 0.05) / (l2 + 0.05);

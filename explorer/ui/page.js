@@ -6,9 +6,11 @@
   const quote = (text) => (/[",\n\r]/.test(text) ? '"' + text.replaceAll('"', '""') + '"' : text);
   const csvOf = (table) =>
     [...table.rows].map((row) => [...row.cells].map((cell) => quote(cell.innerText.trim())).join(",")).join("\r\n") + "\r\n";
-  const nameOf = (table) => {
-    const box = table.closest("[id]");
-    return (box && box.id && !box.id.startsWith("component-") ? box.id : "table") + ".csv";
+  const nameOf = (table) => {  // the elem_id of the block around it, not gradio's own ids
+    for (let e = table.parentElement; e; e = e.parentElement) {
+      if (e.id && !/^(component|html|tabitem)-|^tab-/.test(e.id)) return e.id + ".csv";
+    }
+    return "table.csv";
   };
   const addButton = (table) => {
     if (table.dataset.csv) return;
