@@ -84,7 +84,7 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
                       xaxis_title="Parameters (M)", yaxis_title="GFLOPs (paper convention)",
                       xaxis=dict(type="log", tickvals=[4, 10, 25, 50, 100, 200, 400, 700], range=[0.45, 3.2]),
                       yaxis=dict(type="log", tickvals=[0.5, 1, 2, 4, 8, 15, 30, 60, 115, 180]),
-                      margin=dict(t=50, b=10))
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(t=50, b=90))
     return fig
 
 
@@ -214,8 +214,8 @@ def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
         fig.add_vline(x=position, line=dict(color="#d62728", width=1))
     fig.update_yaxes(title_text="ImageNet-1K top-1 (%)", row=1, col=1)
     fig.update_yaxes(title_text="GFLOPs", row=2, col=1)
-    fig.update_layout(template=TEMPLATE, height=560, title="Figure 2, live: each step's accuracy and cost",
-                      legend=dict(orientation="h", y=1.08), margin=dict(t=80, b=10))
+    fig.update_layout(template=TEMPLATE, height=600, title="Figure 2, live: each step's accuracy and cost",
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(t=50, b=40))
     return fig
 
 

@@ -170,3 +170,14 @@ def test_a_tables_csv_holds_its_cells(page, app_url):
     expected = [HEADERS] + [[str(cell) for cell in row] for row in table_rows(summarize(step_name("width"), 224))]
     assert rows == expected
     assert download.value.suggested_filename == "roadmap-table.csv"
+
+
+def test_error_badges_go_with_the_next_change(page, app_url):
+    page.goto(f"{app_url}?tab=inside")
+    page.locator("#inside-explain").click()  # no image: a message, and an "Error" badge on each output
+    expect(page.locator(".toast-body.error")).to_contain_text("Upload an image first", timeout=SLOW)
+    badges = page.locator("#inside-overlay span.error, #inside-scores span.error, #inside-explain-info span.error")
+    expect(badges.first).to_be_visible(timeout=SLOW)
+    page.locator("#inside-method label").last.click()  # the reader changes something
+    for i in range(badges.count()):
+        expect(badges.nth(i)).to_be_hidden()

@@ -28,6 +28,15 @@
     });
     table.after(button);
   };
+  // A red "Error" badge stays on every output of a failed event; the message itself is in the toast.
+  // The reader's next change (a choice, an upload, a click) clears them; a new failure draws new ones.
+  const clearErrors = (event) => {
+    if (event.target.closest && event.target.closest(".toast-body")) return;
+    document.querySelectorAll("span.error").forEach((badge) => {
+      if (!badge.closest(".toast-body")) badge.style.display = "none";
+    });
+  };
+  ["input", "change", "click"].forEach((kind) => document.addEventListener(kind, clearErrors, true));
   const scan = () => document.querySelectorAll(TABLES).forEach(addButton);
   new MutationObserver(scan).observe(document.body, { childList: true, subtree: true });
   scan();
