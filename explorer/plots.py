@@ -254,9 +254,9 @@ def kernel_grid(kernels: DepthwiseKernels, shown: int = KERNELS_SHOWN) -> go.Fig
     order = "strongest first (L2 norm)" if kernels.sorted_by_norm else "channels in order"
     total = len(kernels.channels)
     fig.update_layout(
-        template=TEMPLATE, title=f"{kernels.layer.name}: {min(shown, total)} of {total} {size}x{size} "
-                                 f"kernels, {order}",
-        height=90 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(t=50, b=10, l=10, r=10),
+        template=TEMPLATE, title=f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
+                                 f"kernels, {order}</sub>",  # two lines: one is clipped in a half-width column
+        height=100 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(t=70, b=10, l=10, r=10),
         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
     return fig
 
@@ -390,13 +390,13 @@ def throughput_chart(report: BenchReport) -> go.Figure:
                 marker_color=PAPER_COLOR, hovertemplate="%{x}: %{y:,.1f} images/s<extra>%{fullData.name}</extra>")
     for ratio in report.ratios:
         fig.add_annotation(x=ratio.convnext, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                           text=f"/ {ratio.swin}: {ratio.measured:.2f}x here, {ratio.paper:.2f}x paper")
+                           text=f"/ {ratio.swin}:<br>{ratio.measured:.2f}x here<br>{ratio.paper:.2f}x paper")
     fig.update_layout(template=TEMPLATE, barmode="group", height=440,
                       title=f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
                       yaxis=log_axis([v for m in measured for v in (m.images_per_s, m.plain_images_per_s,
                                                                      m.paper_images_per_s)],
                                      title="images per second (log scale)"),
-                      legend=dict(orientation="h", y=-0.15), margin=dict(t=80, b=10))
+                      legend=dict(orientation="h", y=-0.15), margin=dict(t=120, b=10))
     return fig
 
 
