@@ -21,7 +21,7 @@ WCAG_AA = 4.5  # the contrast every text must reach (WCAG 2 level AA for body te
 # For each visible text in the page: its colour (CSS `color`, or `fill` for the SVG text of figures) and
 # the background behind it, found by compositing the background colours of its ancestors over white;
 # both composited with their alpha, then the WCAG 2 contrast ratio of their relative luminances.
-CONTRAST = """() => {
+CONTRAST = """(root) => {
   const parse = (text) => {
     const m = text.match(/rgba?\\(([^)]+)\\)/);
     if (!m) return null;
@@ -75,7 +75,7 @@ CONTRAST = """() => {
   };
   const failures = [];
   const elements = new Set();
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const walker = document.createTreeWalker(root ? document.querySelector(root) : document.body, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     if (node.textContent.trim() && node.parentElement) elements.add(node.parentElement);
   }
@@ -106,8 +106,31 @@ CONTRAST = """() => {
 }""" % WCAG_AA
 
 
-def low_contrast(page) -> tuple[int, list[dict]]:
-    result = page.evaluate(CONTRAST)
+# The page scrolls sideways, or a page element (HTML, not a figure's inside) reaches past the screen's
+# right edge without a box that scrolls it: returns what sticks out, [] when nothing does.
+STICKING_OUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  if (document.scrollingElement.scrollWidth > width) out.push("page " + document.scrollingElement.scrollWidth);
+  for (const e of document.body.querySelectorAll("*")) {
+    // a figure's inside, and gradio's hidden copy of the tab bar (it measures which tabs fit)
+    if (e instanceof SVGElement || e.closest(".js-plotly-plot") || e.closest(".visually-hidden")) continue;
+    const box = e.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 1 || getComputedStyle(e).visibility === "hidden") continue;
+    let scrolled = false;
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      const overflow = getComputedStyle(a).overflowX;
+      if ((overflow === "auto" || overflow === "scroll") && a.getBoundingClientRect().right <= width + 1) { scrolled = true; break; }
+    }
+    if (!scrolled && e.offsetParent !== null) out.push((e.id || e.tagName) + " " + Math.round(box.right));
+  }
+  return out.slice(0, 10);
+}"""
+
+
+def low_contrast(page, root: str | None = None) -> tuple[int, list[dict]]:
+    """(texts checked, those under WCAG_AA) in the page, or under the element `root` selects."""
+    result = page.evaluate(CONTRAST, root)
     return result["checked"], result["failures"]
 
 
@@ -137,9 +160,9 @@ def test_the_highlighted_cells_read_in_dark_mode(browser, app_url):
     page.goto(f"{app_url}?tab=blocks&__theme=dark")
     mark = page.locator("#blocks-table mark").first
     expect(mark).to_be_visible(timeout=SLOW)
-    checked, low = low_contrast(page)
+    checked, low = low_contrast(page, "#blocks-table")
     context.close()
-    assert checked and not [f for f in low if f["where"] == "blocks-table"], low
+    assert checked > 20 and not low, low
 
 
 def test_a_phone_never_scrolls_the_page_sideways(browser, app_url):
@@ -151,8 +174,8 @@ def test_a_phone_never_scrolls_the_page_sideways(browser, app_url):
     for tab in ["architecture", "roadmap", "lessons", "blocks"]:
         page.goto(f"{app_url}?tab={tab}")
         time.sleep(SETTLE * 2)
-        width = page.evaluate("() => document.scrollingElement.scrollWidth")
-        if width > 390:
+        width = page.evaluate(STICKING_OUT)
+        if width:
             wide[tab] = width
         page.screenshot(path=f"/tmp/readable-phone-{tab}.png", full_page=True)
     context.close()
