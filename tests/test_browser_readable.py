@@ -107,7 +107,8 @@ CONTRAST = """(root) => {
 
 
 # The page scrolls sideways, or a page element (HTML, not a figure's inside) reaches past the screen's
-# right edge without a box that scrolls it: returns what sticks out, [] when nothing does.
+# right edge outside a table that scrolls it (gradio's own containers scroll, so any box would pass):
+# returns what sticks out, [] when nothing does.
 STICKING_OUT = """() => {
   const width = document.documentElement.clientWidth;
   const out = [];
@@ -120,7 +121,10 @@ STICKING_OUT = """() => {
     let scrolled = false;
     for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
       const overflow = getComputedStyle(a).overflowX;
-      if ((overflow === "auto" || overflow === "scroll") && a.getBoundingClientRect().right <= width + 1) { scrolled = true; break; }
+      const table = a.tagName === "TABLE" || /table/.test(a.className);  // only tables may scroll sideways
+      if (table && (overflow === "auto" || overflow === "scroll") && a.getBoundingClientRect().right <= width + 1) {
+        scrolled = true; break;
+      }
     }
     if (!scrolled && e.offsetParent !== null) out.push((e.id || e.tagName) + " " + Math.round(box.right));
   }
