@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -20,10 +21,13 @@ from explorer.ui.counting import build_counting_tab
 from explorer.ui.erf import build_erf_tab
 from explorer.ui.inside import build_inside_tab
 from explorer.ui.lessons import build_lessons_tab, lesson_memory
+from explorer.ui.links import link_button, wire
 from explorer.ui.predict import build_predict_tab, opening
 from explorer.ui.roadmap import build_roadmap_tab
 
 TITLE = "ConvNeXt Explorer"
+PAGE = Path(__file__).parent / "explorer" / "ui"  # page.css: tables, highlights and figures in both themes;
+# page.js: a CSV download under every table
 # Uploads larger than this are refused by gradio before any handler runs. The largest file a person
 # needs to upload is a checkpoint: ConvNeXt-XL with its ImageNet-22K head is 1.57 GB in fp32, the
 # largest model the app knows; 2 GB fits it with room for a training script's extra entries, and
@@ -36,25 +40,33 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter number
 # start) stay off unless a person opts in with GRADIO_ANALYTICS_ENABLED=True, gradio's own variable,
 # which alone would default to on: a classroom server sends nothing out.
 ANALYTICS = os.environ.get("GRADIO_ANALYTICS_ENABLED") == "True"
+# Soft, with its indigo one shade darker where text sits on it or it is text: 4.5:1 contrast or more
+THEME = gr.themes.Soft().set(
+    block_label_text_color="*primary_700", block_title_text_color="*primary_700",
+    checkbox_label_background_fill_selected="*primary_600",
+    button_primary_background_fill="*primary_600", button_primary_background_fill_hover="*primary_700",
+)
 HEADER = """# ConvNeXt Explorer
 An interactive companion to *A ConvNet for the 2020s* (Liu et al., CVPR 2022): how a ResNet-50 was
 modernized, one design decision at a time, into ConvNeXt, with every number counted from live models."""
 
 with gr.Blocks(title=TITLE, analytics_enabled=ANALYTICS) as demo:
     gr.Markdown(HEADER)
+    link_button()
     lesson_position = lesson_memory()
     start = opening()  # one choice of model, weights and examples for both image tabs
-    with gr.Tabs() as tabs:
-        build_architecture_tab(demo)
-        roadmap_position = build_roadmap_tab(demo)
-        build_lessons_tab(demo, lesson_position, tabs, roadmap_position)  # its links open the other tabs
-        build_blocks_tab(demo)
+    with gr.Tabs(elem_id="explorer-tabs") as tabs:
+        architecture = build_architecture_tab(demo)
+        roadmap = build_roadmap_tab()
+        lessons = build_lessons_tab(lesson_position, tabs, roadmap.controls["step"])  # links open other tabs
+        blocks = build_blocks_tab()
         build_predict_tab(start)
         build_inside_tab(demo, start)
         build_erf_tab()
         build_counting_tab()
         build_collapse_tab(start)
         build_bench_tab()
+    wire(demo, tabs, lesson_position, [architecture, roadmap, lessons, blocks])  # deep links (explorer.links)
     build_api(demo)  # last: the events above stay out of the API; the named endpoints go in
 
 
@@ -80,8 +92,9 @@ def main() -> None:
     args = command_line().parse_args()
     _bound_malloc_arenas()
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE).launch(
-        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True,
-        max_file_size=MAX_UPLOAD, prevent_thread_lock=True,
+        server_name=args.host, server_port=args.port, theme=THEME, show_error=True,
+        max_file_size=MAX_UPLOAD, css_paths=[PAGE / "page.css"], js=(PAGE / "page.js").read_text(),
+        prevent_thread_lock=True,
     )
     fill_in_background()  # once the server answers: count what the views show, unless already on disk
     demo.block_thread()

@@ -156,7 +156,7 @@ class LayerRow:
     """One layer inside a block, in the order the forward pass runs it."""
 
     name: str  # path inside the block, e.g. "dwconv" or "mlp.fc1"
-    kind: str  # "conv", "linear", "norm", "act", "attention" or "other"
+    kind: str  # "conv", "linear", "norm", "act", "attention", "scale" (layer scale) or "other"
     detail: str  # e.g. "7x7 depthwise, 96 -> 96"
     output_shape: tuple[int, ...]
     params: int
@@ -173,6 +173,8 @@ def _kind(module: nn.Module) -> str:
         return "linear"
     if "Norm" in kind:
         return "norm"
+    if kind == "LayerScale":  # timm's per-channel scale of a residual branch
+        return "scale"
     if kind in ("ReLU", "GELU", "SiLU", "Softmax"):
         return "act"
     return "attention" if "Attention" in kind else "other"
@@ -211,6 +213,32 @@ def _layers(root: nn.Module):
             yield name, module
 
 
+# What a layer does to the tensor, whatever its module class: a ResNet 1x1 Conv2d and a ConvNeXt Linear
+# both mix channels at each position; a 7x7 depthwise conv and attention both mix positions.
+OPERATIONS = ("spatial mixing", "channel mixing", "norm", "activation", "layer scale", "layout")
+COMPUTING = OPERATIONS[:4]  # the layers a block's layer count counts: layer scale and permutes are not
+
+
+def operation(layer: LayerRow) -> str:
+    """The operation kind of one layer (one of OPERATIONS)."""
+    if layer.kind == "conv":
+        return "channel mixing" if layer.detail.startswith("1x1") else "spatial mixing"
+    if layer.kind == "attention":
+        return "spatial mixing"
+    if layer.kind == "linear":
+        return "channel mixing"
+    if layer.kind == "norm":
+        return "norm"
+    if layer.kind == "act":
+        return "activation"
+    return "layer scale" if layer.kind == "scale" else "layout"
+
+
+def computing_layers(layers: list[LayerRow] | tuple[LayerRow, ...]) -> int:
+    """How many layers mix, normalize or activate (layer scale and layout permutes not counted)."""
+    return sum(operation(layer) in COMPUTING for layer in layers)
+
+
 def of_kind(layers: list[LayerRow] | tuple[LayerRow, ...], kind: str) -> tuple[str, ...]:
     """What the layers of one kind are, in forward order: of_kind(rows, "norm") -> ("LayerNorm",)."""
     return tuple(layer.detail for layer in layers if layer.kind == kind)
@@ -234,6 +262,10 @@ def trace_layers(root: nn.Module, forward: Callable[[], object]) -> list[LayerRo
     finally:
         for handle in handles:
             handle.remove()
+    gamma = getattr(root, "gamma", None)  # layer scale held as a parameter of the block, not as a module
+    if isinstance(gamma, nn.Parameter) and rows:
+        rows.append(LayerRow("gamma", "scale", f"layer scale, {gamma.numel()} channels", rows[-1].output_shape,
+                             gamma.numel()))
     return rows
 
 

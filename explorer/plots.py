@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
-from explorer.analysis import Summary
+from explorer.analysis import Summary, operation
 
 if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.bench import BenchReport
@@ -19,7 +20,10 @@ if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
     from explorer.paper import FamilyPoint
     from explorer.sanity import CascadeResult, FaithfulnessResult
 
-TEMPLATE = "plotly_white"
+# plotly_white on a transparent background: the page's light or dark background shows through, and the
+# page's style (explorer/ui/page.css) turns the template's text and grid light in dark mode.
+TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
+TEMPLATE.layout.update(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
 LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right",  # families of equal size sit on top of each other
                "ConvNeXt V2": "bottom right", "ViT": "top left", "Isotropic": "bottom left"}
 FAMILY_COLORS = {"ConvNeXt": "#1f77b4", "Swin": "#ff7f0e", "ResNet": "#7f7f7f", "ResNeXt": "#2ca02c",
@@ -42,6 +46,19 @@ def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=f"{title} per stage", barmode="group", height=340,
                       yaxis_title=title, legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
     return fig
+
+
+def log_axis(values, **settings) -> dict:
+    """A log axis labelled at 1, 2 and 5 times each power of ten around `values`, every label written in
+    full: plotly's own minor labels read "2 ... 5" for 20 and 50."""
+    positive = [float(v) for v in values if v is not None and v > 0]
+    if not positive:
+        return dict(type="log", **settings)
+    low, high = min(positive), max(positive)
+    ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+             for m in (1, 2, 5)]
+    ticks = [t for t in ticks if low / 2.5 <= t <= high * 2.5]
+    return dict(type="log", tickvals=ticks, ticktext=[f"{t:,.4g}" for t in ticks], **settings)
 
 
 def family_chart(points: list[FamilyPoint]) -> go.Figure:
@@ -67,11 +84,24 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
                       xaxis_title="Parameters (M)", yaxis_title="GFLOPs (paper convention)",
                       xaxis=dict(type="log", tickvals=[4, 10, 25, 50, 100, 200, 400, 700], range=[0.45, 3.2]),
                       yaxis=dict(type="log", tickvals=[0.5, 1, 2, 4, 8, 15, 30, 60, 115, 180]),
-                      margin=dict(t=50, b=10))
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(t=50, b=90))
     return fig
 
 
 PART_COLORS = ("#c7c7c7", "#c6dbef", "#6baed6", "#2171b5", "#08306b", "#7f7f7f")  # stem, 3-4 middle rows, head
+
+
+def _luminance(color: str) -> float:
+    """WCAG relative luminance of a #rrggbb colour."""
+    channels = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def ink(fill: str) -> str:
+    """The text colour, near-black or white, with the more contrast on `fill` (#rrggbb)."""
+    light = _luminance(fill)
+    return "#111827" if (light + 0.05) / (_luminance("#111827") + 0.05) >= 1.05 / (light + 0.05) else "#ffffff"
 
 
 def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
@@ -87,6 +117,7 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
             fig.add_bar(
                 y=[summary.label], x=[share], orientation="h", marker=dict(color=color, line=dict(color="white", width=1)),
                 text=[f"{row.name}<br>{shape}" if share >= 8 else ""], textposition="inside", insidetextanchor="middle",
+                insidetextfont=dict(color=ink(color)),
                 showlegend=False, hovertemplate=(f"{summary.label}, {row.name}: output {shape}<br>"
                                                  f"{row.gflops:.3f} GFLOPs (%{{x:.1f}}% of {summary.gflops:.2f})<extra></extra>"))
     fig.update_layout(template=TEMPLATE, barmode="stack", height=120 + 90 * len(summaries),
@@ -95,31 +126,67 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
                       margin=dict(t=50, b=10))
     return fig
 
-KIND_COLORS = {"conv": "#aec7e8", "linear": "#ffbb78", "norm": "#98df8a", "act": "#ff9896",
-               "attention": "#c5b0d5", "other": "#dddddd"}
+# One fill per operation kind (explorer.analysis.OPERATIONS), pale enough for dark text in either theme.
+OPERATION_COLORS = {"spatial mixing": "#93c5fd", "channel mixing": "#fdba74", "norm": "#86efac",
+                    "activation": "#fca5a5", "layer scale": "#c4b5fd", "layout": "#d1d5db"}
+BOX_TEXT = "#1f2937"  # text inside the boxes: 10:1 or more on every fill above
+
+
+def _branches(layers: list) -> list[tuple[int, int]]:
+    """(first, last) layer index of each residual branch. A block with attention is two pre-norm branches,
+    x + attention(norm(x)) and then x + MLP(norm(x)): the second starts at the first norm after the
+    attention. Every other block here is one branch."""
+    kinds = [layer.kind for layer in layers]
+    if "attention" in kinds:
+        after = kinds.index("attention") + 1
+        second = next((i for i in range(after, len(kinds)) if kinds[i] == "norm"), None)
+        if second is not None:
+            return [(0, second - 1), (second, len(layers) - 1)]
+    return [(0, len(layers) - 1)]
 
 
 def block_diagram(layers: list, title: str) -> go.Figure:
-    """One block drawn top to bottom: a box per layer with its output shape, the residual on the side."""
+    """One block drawn top to bottom: a box per layer coloured by what it does (a legend below), its
+    output shape beside it, and each residual branch's shortcut ending in its addition (+)."""
     fig = go.Figure()
+    rows, y = [], 0.0  # the y of each layer; an addition takes a row of its own after its branch
+    ends = {last for _first, last in _branches(layers)}
     for i, layer in enumerate(layers):
-        y = -i
-        fig.add_shape(type="rect", x0=0, x1=1, y0=y - 0.38, y1=y + 0.38, line=dict(color="#555", width=1),
-                      fillcolor=KIND_COLORS[layer.kind])
-        fig.add_annotation(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False)
-        shape = " x ".join(str(d) for d in layer.output_shape)
-        fig.add_annotation(x=1.05, y=y, text=shape, showarrow=False, xanchor="left", font=dict(color="#444"))
-        if i:
-            fig.add_annotation(x=0.5, y=y + 0.38, ax=0.5, ay=y + 0.62, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, text="")
-    bottom = -len(layers) + 1
-    fig.add_shape(type="path", path=f"M -0.02 0.38 C -0.25 0.38, -0.25 {bottom - 0.38}, -0.02 {bottom - 0.38}",
-                  line=dict(color="#888", dash="dot"))
-    fig.add_annotation(x=-0.2, y=bottom / 2, text="residual", textangle=-90, showarrow=False,
-                       font=dict(color="#888"))
-    fig.update_layout(template=TEMPLATE, title=title, height=90 + 46 * len(layers), showlegend=False,
-                      xaxis=dict(visible=False, range=[-0.3, 1.6]), yaxis=dict(visible=False, range=[bottom - 0.7, 0.7]),
-                      margin=dict(t=40, b=0, l=0, r=0))
+        rows.append(y)
+        y -= 1.0 if i not in ends else 1.8
+    for i, layer in enumerate(layers):
+        y = rows[i]
+        fig.add_shape(type="rect", x0=0, x1=1, y0=y - 0.36, y1=y + 0.36, line=dict(color="#6b7280", width=1),
+                      fillcolor=OPERATION_COLORS[operation(layer)])
+        fig.add_annotation(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False,
+                           font=dict(color=BOX_TEXT, size=11))
+        fig.add_annotation(x=1.04, y=y, text=" x ".join(str(d) for d in layer.output_shape), showarrow=False,
+                           xanchor="left")
+        if i:  # from the box above, or from the addition that ended the branch above
+            start = y + 0.64 if rows[i - 1] - y < 1.5 else rows[i - 1] - 0.9 - 0.28
+            fig.add_annotation(x=0.5, y=y + 0.36, ax=0.5, ay=start, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
+    for first, last in _branches(layers):
+        top, plus = rows[first] + 0.5, rows[last] - 0.9
+        fig.add_shape(type="path", path=f"M 0.5 {top} L -0.12 {top} L -0.12 {plus} L 0.44 {plus}",
+                      line=dict(color="#6b7280", dash="dot"))
+        fig.add_shape(type="circle", x0=0.44, x1=0.56, y0=plus - 0.28, y1=plus + 0.28, line=dict(color="#6b7280"),
+                      fillcolor="#ffffff")
+        fig.add_annotation(x=0.5, y=plus, text="<b>+</b>", showarrow=False, font=dict(color=BOX_TEXT, size=16))
+        fig.add_annotation(x=0.5, y=plus + 0.28, ax=0.5, ay=rows[last] - 0.36, xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
+        fig.add_annotation(x=-0.14, y=(top + plus) / 2, text="shortcut", textangle=-90, showarrow=False,
+                           xanchor="right")
+    shown = {operation(layer) for layer in layers}  # a legend entry per kind in this block
+    for kind in [kind for kind in OPERATION_COLORS if kind in shown]:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=kind, showlegend=True,
+                                 marker=dict(symbol="square", size=12, color=OPERATION_COLORS[kind],
+                                             line=dict(color="#6b7280", width=1))))
+    bottom = min(rows) - 1.4
+    fig.update_layout(template=TEMPLATE, title=title, height=150 + 44 * (len(rows) + len(ends)),
+                      xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
+                      yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
+                      legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(t=40, b=10, l=0, r=0))
     return fig
 
 
@@ -147,8 +214,8 @@ def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
         fig.add_vline(x=position, line=dict(color="#d62728", width=1))
     fig.update_yaxes(title_text="ImageNet-1K top-1 (%)", row=1, col=1)
     fig.update_yaxes(title_text="GFLOPs", row=2, col=1)
-    fig.update_layout(template=TEMPLATE, height=560, title="Figure 2, live: each step's accuracy and cost",
-                      legend=dict(orientation="h", y=1.08), margin=dict(t=80, b=10))
+    fig.update_layout(template=TEMPLATE, height=600, title="Figure 2, live: each step's accuracy and cost",
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(t=50, b=40))
     return fig
 
 
@@ -187,9 +254,9 @@ def kernel_grid(kernels: DepthwiseKernels, shown: int = KERNELS_SHOWN) -> go.Fig
     order = "strongest first (L2 norm)" if kernels.sorted_by_norm else "channels in order"
     total = len(kernels.channels)
     fig.update_layout(
-        template=TEMPLATE, title=f"{kernels.layer.name}: {min(shown, total)} of {total} {size}x{size} "
-                                 f"kernels, {order}",
-        height=90 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(t=50, b=10, l=10, r=10),
+        template=TEMPLATE, title=f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
+                                 f"kernels, {order}</sub>",  # two lines: one is clipped in a half-width column
+        height=100 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(t=70, b=10, l=10, r=10),
         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
     return fig
 
@@ -264,7 +331,8 @@ def results_chart(points: list[dict], title: str) -> go.Figure:
                         text=[p["name"] for p in members], mode="lines+markers+text", textposition="top left",
                         line=dict(color=FAMILY_COLORS.get(family, "#333333")), marker=dict(size=10),
                         hovertemplate="%{text}<br>%{x:.2f} GFLOPs counted<br>%{y:.1f}% top-1<extra></extra>")
-    fig.update_layout(template=TEMPLATE, title=title, height=440, xaxis=dict(type="log", title="GFLOPs (counted)"),
+    fig.update_layout(template=TEMPLATE, title=title, height=440,
+                      xaxis=log_axis([p["gflops"] for p in points], title="GFLOPs (counted)"),
                       yaxis_title="ImageNet-1K top-1 (%, the paper's)", legend=dict(orientation="h", y=-0.18),
                       margin=dict(t=50, b=10))
     return fig
@@ -322,11 +390,13 @@ def throughput_chart(report: BenchReport) -> go.Figure:
                 marker_color=PAPER_COLOR, hovertemplate="%{x}: %{y:,.1f} images/s<extra>%{fullData.name}</extra>")
     for ratio in report.ratios:
         fig.add_annotation(x=ratio.convnext, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                           text=f"/ {ratio.swin}: {ratio.measured:.2f}x here, {ratio.paper:.2f}x paper")
+                           text=f"/ {ratio.swin}:<br>{ratio.measured:.2f}x here<br>{ratio.paper:.2f}x paper")
     fig.update_layout(template=TEMPLATE, barmode="group", height=440,
                       title=f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
-                      yaxis=dict(type="log", title="images per second (log scale)"),
-                      legend=dict(orientation="h", y=-0.15), margin=dict(t=80, b=10))
+                      yaxis=log_axis([v for m in measured for v in (m.images_per_s, m.plain_images_per_s,
+                                                                     m.paper_images_per_s)],
+                                     title="images per second (log scale)"),
+                      legend=dict(orientation="h", y=-0.15), margin=dict(t=120, b=10))
     return fig
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from explorer.analysis import Summary
+from explorer.analysis import Summary, computing_layers
 from explorer.paper import FIGURE_TABLES, figure_for
 from explorer.zoo import get_spec
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from explorer.erf import ErfResult
     from explorer.sanity import CascadeResult, FaithfulnessResult
 
-HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MB)"]
+HEADERS = ["part", "output (N, C, H, W)", "blocks", "params (M)", "GFLOPs", "activations (MiB)"]
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -102,7 +102,7 @@ BLOCK_ROWS = {  # row label -> the cell of one BlockReport; the marked rows are 
     "inner width": lambda r: f"{r.expansion:g} C",
     "norms": lambda r: counted(r.norms),
     "activations": lambda r: counted(r.activations),
-    "layers": lambda r: str(len(r.layers)),
+    "layers (mixing, norm, activation)": lambda r: str(computing_layers(r.layers)),  # not permutes, layer scale
 }
 DESIGN_ROWS = ("spatial mixing", "inner width", "norms", "activations")  # highlighted where they differ
 

@@ -180,7 +180,7 @@ def test_the_chart_shows_measured_and_paper_bars_and_the_ratio():
     here, paper = figure.data
     assert here.name.startswith("here") and paper.name.startswith("paper, A100")
     assert list(here.y) == pytest.approx([8 / 0.5, 8 / 0.8]) and list(paper.y) == [1943.5, 1325.6]
-    assert "1.60x here, 1.47x paper" in figure.layout.annotations[0].text
+    assert "1.60x here<br>1.47x paper" in figure.layout.annotations[0].text  # two lines: one overlapped
 
 
 # --- device and precision -------------------------------------------------------------------------

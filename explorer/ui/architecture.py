@@ -9,6 +9,7 @@ from explorer.plots import family_chart
 from explorer.report import HEADERS
 from explorer.ui.common import friendly, model_choices, parse_input_size, spec_choices
 from explorer.views import architecture, isotropic
+from explorer.ui.links import Linked
 from explorer.zoo import ExplorerError, get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
@@ -50,7 +51,7 @@ def show_isotropic(size: str):
     return isotropic(size)
 
 
-def build_architecture_tab(demo: gr.Blocks) -> None:
+def build_architecture_tab(demo: gr.Blocks) -> Linked:
     groups = specs_by_family()
     with gr.Tab("Architecture", id="architecture"):
         gr.Markdown(INTRO)
@@ -75,12 +76,14 @@ def build_architecture_tab(demo: gr.Blocks) -> None:
             iso_plot = gr.Plot(show_label=False, elem_id="arch-iso-chart")
 
     outputs = [headline, table, params_plot, gflops_plot]
-    family.change(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model,
-                  queue=False)
-    model.change(pick_model, [model, compare], [size, *outputs])
+    # A person's pick of a model resets the size; a link sets both, so it must not trigger the reset.
+    family.input(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model
+                 ).then(pick_model, [model, compare], [size, *outputs])
+    model.input(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
     # These run after the page has drawn; the family chart summarizes 31 models (seconds when cold).
-    demo.load(pick_model, [model, compare], [size, *outputs])
     demo.load(draw_family_chart, None, family_plot)
     iso_size.change(show_isotropic, iso_size, [iso_text, iso_plot])
     demo.load(show_isotropic, iso_size, [iso_text, iso_plot])
+    return Linked({"family": family, "model": model, "size": size, "overlay": compare},
+                  lambda opened: opened.then(show, [model, size, compare], outputs))

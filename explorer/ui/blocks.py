@@ -5,6 +5,7 @@ import gradio as gr
 
 from explorer.compare import DESIGNS, STAGES
 from explorer.ui.common import friendly
+from explorer.ui.links import Linked
 from explorer.ui.normalization import build_normalization_section
 from explorer.views import blocks_at
 
@@ -24,7 +25,7 @@ def show_blocks(stage: int):
     return blocks_at(int(stage))
 
 
-def build_blocks_tab(demo: gr.Blocks) -> None:
+def build_blocks_tab() -> Linked:
     with gr.Tab("Blocks", id="blocks"):
         gr.Markdown(INTRO)
         stage = gr.Radio(STAGE_CHOICES, value=1, label="Width and resolution", elem_id="blocks-stage")
@@ -35,4 +36,4 @@ def build_blocks_tab(demo: gr.Blocks) -> None:
                 diagrams += [gr.Plot(show_label=False, elem_id=f"blocks-{d.key}") for d in row]
         build_normalization_section()
     stage.change(show_blocks, stage, [table, *diagrams])
-    demo.load(show_blocks, stage, [table, *diagrams])
+    return Linked({"stage": stage}, lambda opened: opened.then(show_blocks, stage, [table, *diagrams]))

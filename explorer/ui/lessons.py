@@ -20,6 +20,7 @@ from explorer.lessons import lessons, text
 from explorer.roadmap import get_step, steps
 from explorer.ui.architecture import ISOTROPIC_SIZES
 from explorer.ui.common import friendly
+from explorer.ui.links import Linked
 from explorer.zoo import get_spec
 
 STORAGE_KEY = "convnext-explorer-lesson"
@@ -165,7 +166,7 @@ def lesson_memory() -> gr.BrowserState:
     return gr.BrowserState(0, storage_key=STORAGE_KEY, secret=STORAGE_KEY)
 
 
-def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: gr.Slider) -> None:
+def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: gr.Slider) -> Linked:
     with gr.Tab("Lessons", id="lessons"):
         index = gr.Number(0, visible=False, precision=0)
         with gr.Row():
@@ -218,7 +219,7 @@ def build_lessons_tab(demo: gr.Blocks, saved: gr.BrowserState, tabs: gr.Tabs, ro
     for button, move in ((back, -1), (forward, 1)):
         button.click(step(move), index, [index, saved, heading, body, shows, *columns], queue=False).then(
             show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
-    then_show(demo.load(_clamp, saved, index, queue=False))
+    return Linked({"lesson": index}, then_show)  # the page's opening sets the lesson (the link's, or the saved one)
 
 
 def _link(button: gr.Button, tab: str, lesson_steps: tuple[str, ...], tabs: gr.Tabs, position: gr.Slider) -> None:
