@@ -70,7 +70,7 @@ from explorer.shapes import CLASSES, DRAWINGS, ShapesDataset, normalize, sample
 from explorer.zoo import SHAPES_NET, build_shapes_convnext
 
 NAME = "convnext_shapes"
-CAM_STAGE = 2  # stage 3 (16x16 at 256): stage 4's 8x8 grid is too coarse to point reliably
+CAM_STAGE = 2  # stage 3 (20x20 at 320): stage 4's 10x10 grid is too coarse to point reliably
 CAM_LAYER = f"stages.{CAM_STAGE}"
 CAM_SHARPNESS = 3.0  # the pointing loss's soft-max runs over the map divided by its spread, times this
 LAST_STAGE = "stages.3"

@@ -166,7 +166,7 @@ class ShapesNet:
     classes: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon")
     depths: tuple[int, ...] = (1, 1, 2, 1)  # blocks per stage (ConvNeXt-T has 3, 3, 9, 3)
     dims: tuple[int, ...] = (16, 32, 64, 128)  # channels per stage (ConvNeXt-T has 96 ... 768)
-    input_size: int = 256  # square input side; stage 4 sees an 8x8 grid
+    input_size: int = 320  # square input side; stage 4 sees a 10x10 grid
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet's, as timm uses
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

@@ -118,7 +118,7 @@ def test_usage_analytics_are_off_unless_a_person_opts_in():
 # (endpoint, its keyword arguments, the command's arguments for the same input)
 SAME_INPUT = [
     ("/summary", {"model": "convnext_tiny", "input_size": 384}, ["summary", "convnext_tiny", "--input-size", "384"]),
-    ("/summary", {"model": "convnext_shapes"}, ["summary", "convnext_shapes"]),  # the model's own 256 px
+    ("/summary", {"model": "convnext_shapes"}, ["summary", "convnext_shapes"]),  # the model's own 320 px
     ("/roadmap", {"regime": "resnet200"}, ["roadmap", "--regime", "resnet200"]),
     ("/predict", {"image": STAR, "topk": 3}, ["predict", "convnext_shapes", STAR, "--topk", "3"]),
     ("/sanity", {"image": STAR, "method": "saliency"}, ["sanity", "convnext_shapes", STAR, "--method", "saliency"]),

@@ -23,7 +23,7 @@ picture for large kernels. Each panel is drawn on one shared log scale, relative
 the peak, dark: 10^-4 of it); the dotted square, centred on the image, holds half of the total. The table
 gives RepLKNet's **area ratio**: the smallest centred square holding more than t of log10(1 + map), as a
 share of the image. Two things of the procedure show in the pictures: on an even grid (the bundled model's
-8x8 at 256 px) the "central" output (h // 2, w // 2) is the one below and right of the centre; and strided
+10x10 at 320 px) the "central" output (h // 2, w // 2) is the one below and right of the centre; and strided
 convs that read the top-left pixel of each 2x2 (ResNet's shortcuts, the roadmap before its last step)
 move the field up and to the left. Both shift the field off the centred squares, so the ratio grows.
 

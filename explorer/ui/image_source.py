@@ -19,8 +19,8 @@ from explorer.ui.image_file import ImageFile
 from explorer.weights import BUNDLED
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
-CANVAS_SIDE = 400  # px: the model sees it at its input size, 256 px for the bundled model
-BRUSH_RADIUS = 12  # px on the canvas: a stroke that stays 8 px wide at the bundled model's 256 px
+CANVAS_SIDE = 400  # px: the model sees it at its input size, 320 px for the bundled model
+BRUSH_RADIUS = 12  # px on the canvas: a stroke that stays 10 px wide at the bundled model's 320 px
 INK = "#000000"
 # What each of the bundled model's classes is, as its generator draws them (display text only).
 SHAPES = {

@@ -26,7 +26,7 @@ from explorer.weights import LoadedModel, paper_or_random
 from explorer.zoo import get_spec
 
 STAGES_DRAWN = 4  # activation plots: every registry layout has four stages
-SHOWN_SIDE = 384  # overlays smaller than this (the bundled model's 256 px) are enlarged to it for the page
+SHOWN_SIDE = 384  # overlays smaller than this (the bundled model's 320 px) are enlarged to it for the page
 SIDE_BY_SIDE = ("resnet50", "swin_tiny_patch4_window7_224", "convnext_tiny")  # the paper's three families
 STEM_REFERENCE = "resnet50"  # whose 7x7 stem is shown next to the chosen model's
 
