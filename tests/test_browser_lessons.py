@@ -95,3 +95,16 @@ def test_the_blocks_tab_highlights_what_differs_from_convnext(page):
     expect(page.locator("#blocks-convnext .js-plotly-plot")).to_be_visible()
     expect(page.locator(ERROR_TOAST)).to_have_count(0)
     page.screenshot(path="/tmp/blocks.png", full_page=True)
+
+
+def test_fast_clicks_on_next_are_not_lost(page):
+    """Four clicks faster than the server answers land four lessons on (the number counts in the page)."""
+    count = len(lessons())
+    page.get_by_role("tab", name="Lessons").click()
+    heading = page.locator("#lesson-heading")
+    expect(heading).to_contain_text(f"1 / {count}", timeout=SLOW)
+    for _ in range(4):
+        page.locator("#lesson-next").click()
+    expect(heading).to_contain_text(f"5 / {count}", timeout=SLOW)
+    expect(heading).to_contain_text(lessons()[4].title)
+    expect(page.locator(ERROR_TOAST)).to_have_count(0)

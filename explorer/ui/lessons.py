@@ -207,18 +207,12 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
         event.then(header, index, [heading, body, shows, *columns], queue=False).then(
             show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
 
-    def step(move: int) -> Callable:
-        """The lesson `move` away: its number (shown and remembered in the browser), heading and text."""
-        def to(i):
-            number = _clamp(_clamp(i) + move)
-            return number, number, *header(number)
-        return to
-
-    # Stepping is instant (no queue, one trip for the number and the text) and remembered in the
-    # browser; drawing follows.
+    # Stepping counts in the browser, so a click sent before the last answer came back does not read
+    # the old number; the number is remembered there, and the heading, text and drawing follow.
+    last = len(lessons()) - 1
     for button, move in ((back, -1), (forward, 1)):
-        button.click(step(move), index, [index, saved, heading, body, shows, *columns], queue=False).then(
-            show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
+        then_show(button.click(None, index, [index, saved],
+                               js=f"(i) => {{ const n = Math.min(Math.max(Number(i) + {move}, 0), {last}); return [n, n]; }}"))
     return Linked({"lesson": index}, then_show)  # the page's opening sets the lesson (the link's, or the saved one)
 
 
