@@ -225,6 +225,14 @@ def row(kind: str, seconds: list[float]) -> dict:
             "worst_s": round(max(seconds), 3)}
 
 
+def start_and_open(browser, root: Path, cache: Path, log: Path):
+    """Start a server, open its first page: the server, the page, seconds from start to the first
+    answer, and seconds from there until the first page is fully drawn."""
+    server = start(root, cache, log)
+    page, first = open_page(browser, server.url)
+    return server, page, round(server.answered - server.started, 2), first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, help="cache folder (default: a new empty one, filled by the first start)")
@@ -242,9 +250,8 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         was_filled = (cache / "counted-figures.json").is_file()
-        server = start(args.root, cache, logs / "first.log")
-        result["first_start_to_answer_s"] = round(server.answered - server.started, 2)
-        page, first = open_page(browser, server.url)
+        server, page, result["first_start_to_answer_s"], first = start_and_open(browser, args.root, cache,
+                                                                                 logs / "first.log")
         result["first_start_first_page_s"] = round(first, 2)
         print(f"first start (cache {'already filled' if was_filled else 'empty'}): answered after "
               f"{result['first_start_to_answer_s']} s, first page drawn {first:.2f} s later", flush=True)
@@ -254,9 +261,8 @@ def main() -> None:
             print(f"background fill done {result['fill_s']} s after the first answer", flush=True)
         server.stop()
 
-        server = start(args.root, cache, logs / "second.log")
-        result["start_to_answer_s"] = round(server.answered - server.started, 2)
-        page, first = open_page(browser, server.url)
+        server, page, result["start_to_answer_s"], first = start_and_open(browser, args.root, cache,
+                                                                           logs / "second.log")
         result["first_page_s"] = round(first, 2)
         print(f"second start{' (cache filled)' if 'fill_s' in result else ''}: answered after {result['start_to_answer_s']} s, "
               f"first page fully drawn {first:.2f} s later", flush=True)
