@@ -148,46 +148,47 @@ def _branches(layers: list) -> list[tuple[int, int]]:
 def block_diagram(layers: list, title: str) -> go.Figure:
     """One block drawn top to bottom: a box per layer coloured by what it does (a legend below), its
     output shape beside it, and each residual branch's shortcut ending in its addition (+)."""
-    fig = go.Figure()
     rows, y = [], 0.0  # the y of each layer; an addition takes a row of its own after its branch
     ends = {last for _first, last in _branches(layers)}
     for i, layer in enumerate(layers):
         rows.append(y)
         y -= 1.0 if i not in ends else 1.8
+    # Shapes and annotations are collected and handed to the figure at once: plotly's add_shape and
+    # add_annotation copy every earlier one on each call, which made a 12-layer block take 0.3 s.
+    shapes, notes = [], []
+    arrow = dict(xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
     for i, layer in enumerate(layers):
         y = rows[i]
-        fig.add_shape(type="rect", x0=0, x1=1, y0=y - 0.36, y1=y + 0.36, line=dict(color="#6b7280", width=1),
-                      fillcolor=OPERATION_COLORS[operation(layer)])
-        fig.add_annotation(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False,
-                           font=dict(color=BOX_TEXT, size=11))
-        fig.add_annotation(x=1.04, y=y, text=" x ".join(str(d) for d in layer.output_shape), showarrow=False,
-                           xanchor="left")
+        shapes.append(dict(type="rect", x0=0, x1=1, y0=y - 0.36, y1=y + 0.36, line=dict(color="#6b7280", width=1),
+                           fillcolor=OPERATION_COLORS[operation(layer)]))
+        notes.append(dict(x=0.5, y=y, text=f"<b>{layer.name}</b>  {layer.detail}", showarrow=False,
+                          font=dict(color=BOX_TEXT, size=11)))
+        notes.append(dict(x=1.04, y=y, text=" x ".join(str(d) for d in layer.output_shape), showarrow=False,
+                          xanchor="left"))
         if i:  # from the box above, or from the addition that ended the branch above
             start = y + 0.64 if rows[i - 1] - y < 1.5 else rows[i - 1] - 0.9 - 0.28
-            fig.add_annotation(x=0.5, y=y + 0.36, ax=0.5, ay=start, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
+            notes.append(dict(arrow, x=0.5, y=y + 0.36, ax=0.5, ay=start))
     for first, last in _branches(layers):
         top, plus = rows[first] + 0.5, rows[last] - 0.9
-        fig.add_shape(type="path", path=f"M 0.5 {top} L -0.12 {top} L -0.12 {plus} L 0.44 {plus}",
-                      line=dict(color="#6b7280", dash="dot"))
-        fig.add_shape(type="circle", x0=0.44, x1=0.56, y0=plus - 0.28, y1=plus + 0.28, line=dict(color="#6b7280"),
-                      fillcolor="#ffffff")
-        fig.add_annotation(x=0.5, y=plus, text="<b>+</b>", showarrow=False, font=dict(color=BOX_TEXT, size=16))
-        fig.add_annotation(x=0.5, y=plus + 0.28, ax=0.5, ay=rows[last] - 0.36, xref="x", yref="y", axref="x",
-                           ayref="y", showarrow=True, arrowhead=2, arrowcolor="#6b7280", text="")
-        fig.add_annotation(x=-0.14, y=(top + plus) / 2, text="shortcut", textangle=-90, showarrow=False,
-                           xanchor="right")
+        shapes.append(dict(type="path", path=f"M 0.5 {top} L -0.12 {top} L -0.12 {plus} L 0.44 {plus}",
+                           line=dict(color="#6b7280", dash="dot")))
+        shapes.append(dict(type="circle", x0=0.44, x1=0.56, y0=plus - 0.28, y1=plus + 0.28,
+                           line=dict(color="#6b7280"), fillcolor="#ffffff"))
+        notes.append(dict(x=0.5, y=plus, text="<b>+</b>", showarrow=False, font=dict(color=BOX_TEXT, size=16)))
+        notes.append(dict(arrow, x=0.5, y=plus + 0.28, ax=0.5, ay=rows[last] - 0.36))
+        notes.append(dict(x=-0.14, y=(top + plus) / 2, text="shortcut", textangle=-90, showarrow=False,
+                          xanchor="right"))
     shown = {operation(layer) for layer in layers}  # a legend entry per kind in this block
-    for kind in [kind for kind in OPERATION_COLORS if kind in shown]:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=kind, showlegend=True,
-                                 marker=dict(symbol="square", size=12, color=OPERATION_COLORS[kind],
-                                             line=dict(color="#6b7280", width=1))))
+    legend = [go.Scatter(x=[None], y=[None], mode="markers", name=kind, showlegend=True,
+                         marker=dict(symbol="square", size=12, color=OPERATION_COLORS[kind],
+                                     line=dict(color="#6b7280", width=1)))
+              for kind in OPERATION_COLORS if kind in shown]
     bottom = min(rows) - 1.4
-    fig.update_layout(template=TEMPLATE, title=title, height=150 + 44 * (len(rows) + len(ends)),
-                      xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
-                      yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
-                      legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(t=40, b=10, l=0, r=0))
-    return fig
+    return go.Figure(legend, layout=dict(
+        template=TEMPLATE, title=title, height=150 + 44 * (len(rows) + len(ends)), shapes=shapes, annotations=notes,
+        xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
+        yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
+        legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(t=40, b=10, l=0, r=0)))
 
 
 def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
