@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -355,10 +356,8 @@ def cache_dir() -> Path:
 
 
 def _code_version() -> str:
-    import timm
-
     here = Path(__file__).resolve().parent
-    digest = hashlib.sha256(f"torch {torch.__version__} timm {timm.__version__}".encode())
+    digest = hashlib.sha256(f"torch {version('torch')} timm {version('timm')}".encode())  # no timm import
     for name in CODE_FILES:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]

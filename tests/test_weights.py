@@ -21,9 +21,9 @@ from timm.data import ImageNetInfo
 
 from explorer import weights
 from explorer.inference import predict
-from explorer.weights import (BUNDLED, PRETRAINED, RANDOM_INIT, CheckpointError, CheckpointMismatchError,
-                              WeightsUnavailableError, class_names, hub_name, load, load_checkpoint,
-                              load_pretrained, paper_or_random)
+from explorer.weights import (BUNDLED, HUB_OWNER, PRETRAINED, RANDOM_INIT, CheckpointError, CheckpointMismatchError,
+                              WeightsUnavailableError, class_names, hub_name, load, load_checkpoint, load_pretrained,
+                              paper_or_random)
 from explorer.zoo import REGISTRY, ExplorerError, UnknownModelError, build_model
 
 SMALL_INPUT = 64  # enough for five halvings; keeps the forward passes cheap
@@ -256,7 +256,10 @@ def test_models_built_here_have_no_hub_weights_and_say_what_to_do():
 def test_every_registry_model_names_a_paper_tag_timm_can_fetch_from_the_hub(name):
     timm_name = hub_name(name)
     assert timm_name in timm.list_pretrained(timm_name)
-    assert timm.models.get_pretrained_cfg(timm_name).hf_hub_id  # what the cache lookup needs
+    config = timm.models.get_pretrained_cfg(timm_name)
+    # where the cache lookup looks, without asking timm (explorer.weights._cached_hub_file)
+    assert config.hf_hub_id == f"{HUB_OWNER}/{timm_name}"
+    assert config.hf_hub_filename is None  # timm then tries the default files, HUB_FILES
 
 
 def test_paper_tags_are_the_papers_not_timms_defaults():
