@@ -37,6 +37,7 @@ FILE_NAME = "counted-figures.json"
 MAX_ENTRIES = 4096  # about 1 KB each; beyond this, figures are counted but not kept
 SAVE_EVERY_S = 2.0  # while filling, how often the file is written
 FILL_NICENESS = 10  # the background fill's scheduling priority (a Unix nice value: lower priority)
+PARENT_CHECK_S = 1.0  # how often the fill's child process checks that its server still runs
 HERE = Path(__file__).resolve().parent
 COUNTING_MODULES = ("analysis", "compare", "roadmap")  # where `@persisted` counts are: roots of the code hash
 
@@ -299,7 +300,8 @@ def fill_in_background() -> threading.Thread:
     map, a receptive field) fails with "A leaf node was passed to _will_engine_execute_node"."""
     def run() -> None:
         start = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "explorer.figure_cache"], cwd=HERE.parent)
+        child = subprocess.Popen([sys.executable, "-m", "explorer.figure_cache", str(os.getpid())],
+                                 cwd=HERE.parent)
         try:
             os.setpriority(os.PRIO_PROCESS, child.pid, FILL_NICENESS)
         except (AttributeError, OSError):
@@ -314,7 +316,20 @@ def fill_in_background() -> threading.Thread:
     return thread
 
 
-if __name__ == "__main__":  # the background fill's child process (see fill_in_background)
-    from explorer.figure_cache import fill as fill_the_file  # the module the counting functions use
+def _end_with(parent: int) -> None:
+    """End this process when `parent`, the server that started it, has ended (this one is then adopted
+    by another, or already was when `parent` ended before it got here): a stopped server's fill used
+    to count on for minutes, at 1.5 GB, one more for each start."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        with _STORE.lock:  # not in the middle of writing the file
+            os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
+
+if __name__ == "__main__":  # the background fill's child process (see fill_in_background)
+    from explorer.figure_cache import _end_with, fill as fill_the_file  # the module the counting functions use
+
+    _end_with(int(sys.argv[1]))  # the server's process id
     fill_the_file()

@@ -230,3 +230,43 @@ def test_figures_another_process_wrote_are_read_when_missing_here(cache, monkeyp
     monkeypatch.setattr(analysis, "summarize_model", lambda *args: pytest.fail("counted again: the file was not read"))
     assert summarize("resnet18") == expected
     assert summarize("resnet34").model == "resnet34"
+
+
+def _fill_processes(folder) -> list[int]:
+    """Process ids of background fills (`python -m explorer.figure_cache`) counting into `folder`."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        if command[1:3] == [b"-m", b"explorer.figure_cache"] and f"{figure_cache.CACHE_ENV}={folder}".encode() in environment:
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_background_fill_ends_when_its_server_ends(tmp_path):
+    """A stopped server must not leave its fill counting on (each was 1.5 GB and minutes of CPU)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "cache"  # empty: the fill has minutes of counting ahead of it
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import time; from explorer.figure_cache import fill_in_background; "
+                               "fill_in_background(); time.sleep(600)"],
+        cwd=figure_cache.HERE.parent, env={**os.environ, figure_cache.CACHE_ENV: str(folder)})
+    deadline = time.monotonic() + 120
+    while not _fill_processes(folder):
+        assert time.monotonic() < deadline, "the fill's child process never started"
+        time.sleep(0.2)
+    server.kill()  # as abruptly as a server can end
+    server.wait()
+    deadline = time.monotonic() + 30
+    while _fill_processes(folder):
+        assert time.monotonic() < deadline, "the fill went on counting after its server ended"
+        time.sleep(0.5)
