@@ -18,10 +18,13 @@ TRIANGLE = [(0.0, -1.0), (0.87, 0.5), (-0.87, 0.5), (0.0, -1.0)]  # corners, in 
 
 
 def _stroke(page, points: list[tuple[float, float]]) -> None:
+    """Press, move to each point in turn, release: the brush draws a straight line from one mouse
+    position to the next, so one move per corner is the whole stroke (each event costs the software
+    canvas a redraw, up to a second on a busy machine)."""
     page.mouse.move(*points[0])
     page.mouse.down()
-    for (ax, ay), (bx, by) in zip(points, points[1:]):
-        page.mouse.move(bx, by, steps=max(2, int(np.hypot(bx - ax, by - ay) / 40)))  # few events: a software canvas is slow
+    for point in points[1:]:
+        page.mouse.move(*point)
     page.mouse.up()
 
 

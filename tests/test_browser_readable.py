@@ -132,6 +132,25 @@ STICKING_OUT = """() => {
 }"""
 
 
+# Installed in every document before the app's own scripts: the time of the page's last change.
+WATCH_CHANGES = """window.__lastChange = performance.now();
+new MutationObserver(() => { window.__lastChange = performance.now(); })
+  .observe(document, { subtree: true, childList: true, attributes: true, characterData: true });"""
+# True once no gradio status tracker is showing (nothing is waiting for the server) and the page has not
+# changed for `quiet` ms (the figures the answers brought are drawn).
+SETTLED = """(quiet) => {
+  const busy = [...document.querySelectorAll('[data-testid="status-tracker"]:not(.hide)')]
+    .some((e) => e.getClientRects().length > 0);
+  return !busy && performance.now() - window.__lastChange > quiet;
+}"""
+QUIET = 750  # ms without a change that count as settled
+
+
+def wait_until_settled(page) -> None:
+    """Wait, up to SLOW, until what the last click started has come back and been drawn."""
+    page.wait_for_function(SETTLED, arg=QUIET, timeout=SLOW, polling=100)
+
+
 def low_contrast(page, root: str | None = None) -> tuple[int, list[dict]]:
     """(texts checked, those under WCAG_AA) in the page, or under the element `root` selects."""
     result = page.evaluate(CONTRAST, root)
@@ -141,13 +160,14 @@ def low_contrast(page, root: str | None = None) -> tuple[int, list[dict]]:
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_text_on_every_tab_has_enough_contrast(browser, app_url, theme):
     context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme=theme)
+    context.add_init_script(WATCH_CHANGES)
     page = context.new_page()
     page.goto(f"{app_url}?__theme={theme}")
     expect(page.locator("#arch-headline")).to_contain_text("ConvNeXt-T", timeout=SLOW)
     failures, total = {}, 0
     for tab, label in TABS.items():
         page.get_by_role("tab", name=label, exact=True).click()
-        time.sleep(SETTLE)
+        wait_until_settled(page)
         checked, low = low_contrast(page)
         total += checked
         if low:
