@@ -5,7 +5,7 @@ import time
 
 from playwright.sync_api import expect
 
-from explorer.lessons import lessons
+from explorer.lessons import LESSONS_DIR, lessons
 from tests.test_browser import ERROR_TOAST
 
 SLOW = 60_000  # ms: the first drawing of a panel counts its models
@@ -50,8 +50,16 @@ def test_walk_every_lesson_use_every_control_and_come_back_after_a_reload(page):
         panel = page.locator(f"#lesson-panel-{lesson.id}")
         expect(panel).to_be_visible()
         first_draw = FIRST_ERF if lesson.panel == "kernel" else SLOW
-        expect(panel.locator(".js-plotly-plot, table").first).to_be_visible(timeout=first_draw)
-        expect(page.locator("#lesson-text")).not_to_contain_text("{{")  # every number was filled in
+        drawing = panel.locator(".js-plotly-plot, table:not(.lesson-text table)")  # not a table of the text
+        expect(drawing.first).to_be_visible(timeout=first_draw)
+        body = page.locator(f"#lesson-text-{lesson.id}")
+        expect(body).to_be_visible()
+        first_line = (LESSONS_DIR / lesson.file).read_text().splitlines()[0].lstrip("# ")
+        expect(body).to_contain_text(first_line, timeout=SLOW)  # its own text has come
+        expect(body).not_to_contain_text("{{")  # every number was filled in
+        for other in lessons():  # the only lesson shown
+            if other is not lesson:
+                expect(page.locator(f"#lesson-panel-{other.id}")).to_be_hidden()
         controls += use_every_control(page, panel)
         toasts = page.locator(ERROR_TOAST)
         assert toasts.count() == 0, f"lesson {number}: {toasts.all_inner_texts()}"

@@ -32,6 +32,12 @@ def pick_model(name: str, compare: str):
     return (size, *show(name, size, compare))
 
 
+def pick_family(family: str, compare: str):
+    """A family's models in the picker, and its first model shown (one trip to the server)."""
+    models = specs_by_family()[family]
+    return (gr.update(choices=spec_choices(models), value=models[0].name), *pick_model(models[0].name, compare))
+
+
 def draw_family_chart(progress=gr.Progress()):
     figures = progress.tqdm(model_figures(), desc="Counting every model the paper prints")
     return family_chart([family_point(figure) for figure in figures])
@@ -77,8 +83,7 @@ def build_architecture_tab(demo: gr.Blocks) -> Linked:
 
     outputs = [headline, table, params_plot, gflops_plot]
     # A person's pick of a model resets the size; a link sets both, so it must not trigger the reset.
-    family.input(lambda f: gr.update(choices=spec_choices(groups[f]), value=groups[f][0].name), family, model
-                 ).then(pick_model, [model, compare], [size, *outputs])
+    family.input(pick_family, [family, compare], [model, size, *outputs])
     model.input(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
     # These run after the page has drawn; the family chart summarizes 31 models (seconds when cold).

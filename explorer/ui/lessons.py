@@ -7,6 +7,7 @@ tab costs nothing until someone opens it. Where the reader is survives a reload 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -138,13 +139,25 @@ def _clamp(index) -> int:
         return 0
 
 
-def header(index: int):
-    """The heading, the text and which lesson column is visible."""
-    index = _clamp(index)
-    lesson = lessons()[index]
-    heading = f"**Lesson {index} · {index + 1} / {len(lessons())}**: {lesson.title}"  # the text has the title too
-    shown = [gr.update(visible=i == index) for i in range(len(lessons()))]
-    return heading, text(index), f"*Below:* {lesson.shows}", *shown
+def lesson_text(index) -> list:
+    """Lesson `index`'s text for its column; the other columns left as they are."""
+    shown = _clamp(index)
+    return [text(number) if number == shown else gr.skip() for number in range(len(lessons()))]
+
+
+def show_lesson_js() -> str:
+    """The browser's part of showing lesson `i` (from 0): its column (by a style rule, which also holds
+    for a tab that is not drawn yet) and its heading, with no trip to the server."""
+    ids = json.dumps([lesson.id for lesson in lessons()])
+    titles = json.dumps([lesson.title for lesson in lessons()])
+    return f"""(i) => {{
+  const ids = {ids}, titles = {titles};
+  const n = Math.min(Math.max(Number(i) || 0, 0), ids.length - 1);
+  let rule = document.getElementById("lesson-shown");
+  if (!rule) {{ rule = document.createElement("style"); rule.id = "lesson-shown"; document.head.append(rule); }}
+  rule.textContent = `#lesson-panel-${{ids[n]}} {{ display: flex !important; }}`;
+  return `**Lesson ${{n + 1}} / ${{ids.length}}**: ${{titles[n]}}`;
+}}"""
 
 
 def _only_for(number: int, show: Callable, outputs: int) -> Callable:
@@ -173,11 +186,12 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
             back = gr.Button("< Previous", elem_id="lesson-prev", scale=1)
             heading = gr.Markdown(elem_id="lesson-heading")
             forward = gr.Button("Next >", elem_id="lesson-next", scale=1)
-        body = gr.Markdown(elem_id="lesson-text")
-        shows = gr.Markdown(elem_id="lesson-shows")
-        columns, fills = [], []
+        bodies, fills = [], []
         for number, lesson in enumerate(lessons()):
-            with gr.Column(visible=number == 0, elem_id=f"lesson-panel-{lesson.id}") as column:
+            # every lesson's column is in the page; page.css hides them and show_lesson_js shows one
+            with gr.Column(elem_id=f"lesson-panel-{lesson.id}"):
+                bodies.append(gr.Markdown(elem_id=f"lesson-text-{lesson.id}", elem_classes="lesson-text"))
+                gr.Markdown(f"*Below:* {lesson.shows}", elem_classes="lesson-shows")
                 panel = PANELS[lesson.panel]()
                 with gr.Row():
                     for tab in lesson.tabs:
@@ -186,7 +200,6 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
             show = friendly(panel.show)
             for control in panel.inputs:
                 control.change(show, panel.inputs, panel.outputs, trigger_mode="always_last", **PANEL_EVENTS)
-            columns.append(column)
             fills.append((_only_for(number, show, len(panel.outputs)), [index, *panel.inputs], panel.outputs))
 
     panel_inputs = [index] + [control for _fill, inputs, _outputs in fills for control in inputs[1:]]
@@ -203,12 +216,14 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
         return parts
 
     def then_show(event) -> None:
-        """After `event` has set the lesson number: its heading and text (no queue), then its panel."""
-        event.then(header, index, [heading, body, shows, *columns], queue=False).then(
-            show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
+        """After `event` has set the lesson number: its column and heading in the browser, then its
+        text and its panel, asked for at once (the text does not wait for a panel that measures)."""
+        shown = event.then(None, index, heading, js=show_lesson_js())
+        shown.then(friendly(lesson_text), index, bodies, queue=False)
+        shown.then(show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
 
     # Stepping counts in the browser, so a click sent before the last answer came back does not read
-    # the old number; the number is remembered there, and the heading, text and drawing follow.
+    # the old number; the number is remembered there.
     last = len(lessons()) - 1
     for button, move in ((back, -1), (forward, 1)):
         then_show(button.click(None, index, [index, saved],
