@@ -28,20 +28,28 @@ TEMPLATE.layout.update(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0
 # Plotly never breaks a title's line, and a figure on a phone is about 350 px wide: `titled` breaks every
 # title into lines of TITLE_CHARS characters or fewer, which that width holds at TITLE_SIZE px. The title
 # stands on the plot's top edge (paper y = 1) and grows upwards line by line; the top margin grows with it
-# until the first line clears the tool bar (a phone shows the bar all the time, over the first line
+# where needed until the first line clears the tool bar (a phone shows the bar all the time, over the first line
 # otherwise). A title anchored to the figure's top edge instead is drawn off the figure when it has more
 # than one line (plotly 3 moves every extra line up when it pushes the margin).
 TITLE_CHARS = 36
 TITLE_SIZE = 15
+TITLE_LINE = 20  # px: the height of one of its lines
 TOOLBAR = 28  # px: the height of plotly's tool bar
 TEMPLATE.layout.title.update(font=dict(size=TITLE_SIZE), yref="paper", y=1, yanchor="bottom",
                              pad=dict(t=TOOLBAR, b=4), automargin=True)
-TEMPLATE.layout.margin.t = 10  # no more than a title needs, so that it always pushes the margin
+# Room for two lines without a push: plotly drops the push of a figure whose other margins already grew
+# a lot (the Roadmap's turned step names on a phone), and its title then starts above the figure.
+TEMPLATE.layout.margin.t = TOOLBAR + 2 * TITLE_LINE + 4
 LABELLED_FAMILY = "ConvNeXt"  # the family chart names these models beside their markers
 FAMILY_COLORS = {"ConvNeXt": "#1f77b4", "Swin": "#ff7f0e", "ResNet": "#7f7f7f", "ResNeXt": "#2ca02c",
                  "Roadmap": "#9467bd", "ConvNeXt V2": "#d62728", "Isotropic": "#17becf", "ViT": "#8c564b"}
 METRICS = {"params": ("Parameters (M)", lambda row: row.params / 1e6),
            "gflops": ("GFLOPs (paper convention)", lambda row: row.gflops)}
+
+
+def short_name(name: str) -> str:
+    """A LABELLED_FAMILY model's name without the family: "ConvNeXt-B @384" -> "B @384"."""
+    return name.removeprefix(f"{LABELLED_FAMILY}-")
 
 
 def titled(text: str, above_plot: int = 0) -> dict:
@@ -111,7 +119,7 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
     named = [p for p in points if p.family == LABELLED_FAMILY]  # last, so no marker covers a name
     fig.add_scatter(
         mode="markers+text", x=[p.params_m for p in named], y=[p.gflops for p in named],
-        text=[p.name.removeprefix(f"{LABELLED_FAMILY}-") for p in named],
+        text=[short_name(p.name) for p in named],
         textposition=["middle left" if "@" in p.name else "middle right" for p in named],
         marker=dict(size=15, opacity=0), showlegend=False, hoverinfo="skip",  # the names start past the rings
     )
@@ -361,12 +369,17 @@ def activation_grid(stage: StageActivations, columns: int = 4) -> go.Figure:
 # --- lessons --------------------------------------------------------------------------------------
 
 def results_chart(points: list[dict], title: str) -> go.Figure:
-    """ImageNet top-1 against counted GFLOPs, one line per family (dicts: family, name, gflops, top1)."""
+    """ImageNet top-1 against counted GFLOPs, one line per family (dicts: family, name, gflops, top1).
+    As in the family chart, only LABELLED_FAMILY's models at 224 carry a name (above, where the Swin model
+    of the same GFLOPs is not: it scores lower; the larger inputs crowd the top right); every other model
+    gives its name on hover."""
     fig = go.Figure()
     for family in dict.fromkeys(p["family"] for p in points):
         members = sorted((p for p in points if p["family"] == family), key=lambda p: p["gflops"])
         fig.add_scatter(name=family, x=[p["gflops"] for p in members], y=[p["top1"] for p in members],
-                        text=[p["name"] for p in members], mode="lines+markers+text", textposition="top left",
+                        text=[p["name"] for p in members], textposition="top left",
+                        texttemplate=[short_name(p["name"]) if "@" not in p["name"] else "" for p in members],
+                        mode="lines+markers+text" if family == LABELLED_FAMILY else "lines+markers",
                         line=dict(color=FAMILY_COLORS.get(family, "#333333")), marker=dict(size=10),
                         hovertemplate="%{text}<br>%{x:.2f} GFLOPs counted<br>%{y:.1f}% top-1<extra></extra>")
     fig.update_layout(template=TEMPLATE, title=titled(title), height=440,
