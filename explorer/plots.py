@@ -2,6 +2,7 @@
 `explorer.bench`, `explorer.erf` and `explorer.sanity`."""
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,12 +25,39 @@ if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
 # page's style (explorer/ui/page.css) turns the template's text and grid light in dark mode.
 TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
 TEMPLATE.layout.update(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
-LABEL_SIDES = {"ConvNeXt": "middle left", "Swin": "middle right",  # families of equal size sit on top of each other
-               "ConvNeXt V2": "bottom right", "ViT": "top left", "Isotropic": "bottom left"}
+# Plotly never breaks a title's line, and a figure on a phone is about 350 px wide: `titled` breaks every
+# title into lines of TITLE_CHARS characters or fewer, which that width holds at TITLE_SIZE px, hangs it
+# from the figure's top edge below the tool bar (a phone shows the bar all the time, over the first line
+# otherwise) and makes the top margin as tall as its lines. Plotly's own title margin (automargin) is no
+# use here: it moves a title of two lines or more up off the figure on a push, leaves the lines over the
+# plot when there is no push, and drops the push where other margins grew (turned tick labels).
+TITLE_CHARS = 36
+TITLE_SIZE = 15
+TITLE_LINE = 20  # px: the height of one of its lines
+TITLE_TOP = 44  # px from the figure's top edge: below the tool bar (28 px) whatever the number of lines
+TEMPLATE.layout.title.update(font=dict(size=TITLE_SIZE), yref="container", y=1, yanchor="top", pad=dict(t=TITLE_TOP))
+LABELLED_FAMILY = "ConvNeXt"  # the family chart names these models beside their markers
 FAMILY_COLORS = {"ConvNeXt": "#1f77b4", "Swin": "#ff7f0e", "ResNet": "#7f7f7f", "ResNeXt": "#2ca02c",
                  "Roadmap": "#9467bd", "ConvNeXt V2": "#d62728", "Isotropic": "#17becf", "ViT": "#8c564b"}
 METRICS = {"params": ("Parameters (M)", lambda row: row.params / 1e6),
            "gflops": ("GFLOPs (paper convention)", lambda row: row.gflops)}
+
+
+def short_name(name: str) -> str:
+    """A LABELLED_FAMILY model's name without the family: "ConvNeXt-B @384" -> "B @384"."""
+    return name.removeprefix(f"{LABELLED_FAMILY}-")
+
+
+def titled(text: str, above_plot: int = 0) -> dict:
+    """Layout settings for a figure titled `text`: the title broken into lines that fit a phone (<br>
+    breaks are kept; a <sub> line is broken into <sub> lines) and the top margin that holds them, with
+    `above_plot` px more between title and plot (for subplot titles)."""
+    lines = []
+    for part in text.split("<br>"):
+        sub = part.startswith("<sub>") and part.endswith("</sub>")
+        words = part.removeprefix("<sub>").removesuffix("</sub>") if sub else part
+        lines += [f"<sub>{line}</sub>" if sub else line for line in textwrap.wrap(words, TITLE_CHARS)]
+    return dict(title=dict(text="<br>".join(lines)), margin_t=TITLE_TOP + TITLE_LINE * len(lines) + 8 + above_plot)
 
 
 def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
@@ -43,8 +71,8 @@ def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
             y=[value(row) for row in summary.stages],
             hovertemplate="%{x}: %{y:.3f}<extra>%{fullData.name}</extra>",
         )
-    fig.update_layout(template=TEMPLATE, title=f"{title} per stage", barmode="group", height=340,
-                      yaxis_title=title, legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+    fig.update_layout(template=TEMPLATE, **titled(f"{title} per stage"), barmode="group", height=340,
+                      yaxis_title=title, legend=dict(orientation="h", y=-0.2), margin=dict(b=10))
     return fig
 
 
@@ -62,14 +90,19 @@ def log_axis(values, **settings) -> dict:
 
 
 def family_chart(points: list[FamilyPoint]) -> go.Figure:
-    """Parameters against GFLOPs for whole families: counted markers, the paper's figures beside them."""
+    """Parameters against GFLOPs for whole families: counted markers, the paper's figures beside them.
+    Models of equal size from different families sit on top of each other, so only LABELLED_FAMILY's
+    markers carry a name: its size (T, S, B, L, XL, and the input size when not 224). At 224 it stands to
+    the right, where no other family's model of that size sits; at 384 to the left, which is empty at that
+    height and keeps the top right corner's name inside the plot. Every marker names its model on hover,
+    and the legend its family."""
     fig = go.Figure()
     for family in dict.fromkeys(p.family for p in points):
         members = [p for p in points if p.family == family]
         color = FAMILY_COLORS.get(family, "#333333")
         fig.add_scatter(
-            name=f"{family} (counted)", mode="markers+text", x=[p.params_m for p in members],
-            y=[p.gflops for p in members], text=[p.name for p in members], textposition=LABEL_SIDES.get(family, "top center"),
+            name=f"{family} (counted)", mode="markers", x=[p.params_m for p in members],
+            y=[p.gflops for p in members], text=[p.name for p in members],
             marker=dict(color=color, size=11),
             hovertemplate="%{text}<br>%{x:.2f} M params<br>%{y:.2f} GFLOPs counted<extra></extra>",
         )
@@ -80,11 +113,20 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
             marker=dict(color=color, size=15, symbol="circle-open", line=dict(width=2)),
             hovertemplate="%{text}<br>%{y:.1f} GFLOPs in the paper<extra></extra>",
         )
-    fig.update_layout(template=TEMPLATE, title="The families: parameters against GFLOPs", height=620,
+    named = [p for p in points if p.family == LABELLED_FAMILY]  # last, so no marker covers a name
+    fig.add_scatter(
+        mode="markers+text", x=[p.params_m for p in named], y=[p.gflops for p in named],
+        text=[short_name(p.name) for p in named],
+        textposition=["middle left" if "@" in p.name else "middle right" for p in named],
+        marker=dict(size=15, opacity=0), showlegend=False, hoverinfo="skip",  # the names start past the rings
+    )
+    fig.update_layout(template=TEMPLATE, **titled("The families: parameters against GFLOPs"), height=620,
                       xaxis_title="Parameters (M)", yaxis_title="GFLOPs (paper convention)",
-                      xaxis=dict(type="log", tickvals=[4, 10, 25, 50, 100, 200, 400, 700], range=[0.45, 3.2]),
-                      yaxis=dict(type="log", tickvals=[0.5, 1, 2, 4, 8, 15, 30, 60, 115, 180]),
-                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(t=50, b=90))
+                      xaxis=dict(type="log", tickvals=[4, 10, 25, 50, 100, 200, 400], range=[0.45, 3.2],
+                                 tickangle=0, automargin=True),  # seven labels fit a phone unturned
+                      yaxis=dict(type="log", tickvals=[0.5, 1, 2, 4, 8, 15, 30, 60, 115, 180], automargin=True),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"),
+                      margin=dict(b=90, l=10, r=10))
     return fig
 
 
@@ -121,9 +163,10 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
                 showlegend=False, hovertemplate=(f"{summary.label}, {row.name}: output {shape}<br>"
                                                  f"{row.gflops:.3f} GFLOPs (%{{x:.1f}}% of {summary.gflops:.2f})<extra></extra>"))
     fig.update_layout(template=TEMPLATE, barmode="stack", height=120 + 90 * len(summaries),
-                      title="Where the compute sits: each part's share of the model's GFLOPs, with its output shape",
+                      **titled("Where the compute sits: each part's share of the model's GFLOPs, with its "
+                                   "output shape"),
                       xaxis=dict(title="share of the GFLOPs (%)", range=[0, 100]), yaxis=dict(autorange="reversed"),
-                      margin=dict(t=50, b=10))
+                      margin=dict(b=10))
     return fig
 
 # One fill per operation kind (explorer.analysis.OPERATIONS), pale enough for dark text in either theme.
@@ -185,10 +228,10 @@ def block_diagram(layers: list, title: str) -> go.Figure:
               for kind in OPERATION_COLORS if kind in shown]
     bottom = min(rows) - 1.4
     return go.Figure(legend, layout=dict(
-        template=TEMPLATE, title=title, height=150 + 44 * (len(rows) + len(ends)), shapes=shapes, annotations=notes,
-        xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
+        template=TEMPLATE, **titled(title), height=150 + 44 * (len(rows) + len(ends)), shapes=shapes,
+        annotations=notes, xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
         yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
-        legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(t=40, b=10, l=0, r=0)))
+        legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(b=10, l=0, r=0)))
 
 
 def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
@@ -213,10 +256,10 @@ def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
     position = titles[[row["id"] for row in rows].index(current)] if current in [r["id"] for r in rows] else None
     if position is not None:
         fig.add_vline(x=position, line=dict(color="#d62728", width=1))
-    fig.update_yaxes(title_text="ImageNet-1K top-1 (%)", row=1, col=1)
+    fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)  # ImageNet-1K; short enough for its row on a phone
     fig.update_yaxes(title_text="GFLOPs", row=2, col=1)
-    fig.update_layout(template=TEMPLATE, height=600, title="Figure 2, live: each step's accuracy and cost",
-                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(t=50, b=40))
+    fig.update_layout(template=TEMPLATE, height=600, **titled("Figure 2, live: each step's accuracy and cost"),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(b=40))
     return fig
 
 
@@ -255,9 +298,9 @@ def kernel_grid(kernels: DepthwiseKernels, shown: int = KERNELS_SHOWN) -> go.Fig
     order = "strongest first (L2 norm)" if kernels.sorted_by_norm else "channels in order"
     total = len(kernels.channels)
     fig.update_layout(
-        template=TEMPLATE, title=f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
-                                 f"kernels, {order}</sub>",  # two lines: one is clipped in a half-width column
-        height=100 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(t=70, b=10, l=10, r=10),
+        template=TEMPLATE, **titled(f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
+                                 f"kernels, {order}</sub>"),
+        height=100 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(b=10, l=10, r=10),
         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
     return fig
 
@@ -272,7 +315,7 @@ def distance_chart(profiles: list[DistanceProfile], title: str) -> go.Figure:
             line=dict(color=STAGE_COLORS[profile.stage % len(STAGE_COLORS)]),
             hovertemplate="distance %{x:.2f}: mean |w| %{y:.4f}<extra>%{fullData.name}</extra>")
     size = profiles[0].kernel_size if profiles else 0
-    fig.update_layout(template=TEMPLATE, title=title, height=360, margin=dict(t=50, b=10),
+    fig.update_layout(template=TEMPLATE, **titled(title), height=360, margin=dict(b=10),
                       xaxis_title=f"distance from the center of the {size}x{size} kernel (taps)",
                       yaxis_title="mean |weight|", legend=dict(orientation="h", y=-0.25))
     return fig
@@ -292,8 +335,8 @@ def stem_tiles(stems: list[StemFilters], columns: int = 8) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
-    fig.update_layout(template=TEMPLATE, height=420, margin=dict(t=60, b=10, l=10, r=10),
-                      title="Stem filters on the RGB image")
+    fig.update_layout(template=TEMPLATE, height=420, margin=dict(b=10, l=10, r=10),
+                      **titled("Stem filters on the RGB image", above_plot=18))
     return fig
 
 
@@ -316,26 +359,31 @@ def activation_grid(stage: StageActivations, columns: int = 4) -> go.Figure:
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_annotations(font_size=10)
     shape = " x ".join(str(size) for size in stage.shape)
-    fig.update_layout(template=TEMPLATE, title=f"stage {stage.stage + 1} ({stage.module}): {shape}",
-                      height=70 + 150 * rows, margin=dict(t=60, b=5, l=5, r=5))
+    fig.update_layout(template=TEMPLATE, **titled(f"stage {stage.stage + 1} ({stage.module}): {shape}", above_plot=16),
+                      height=70 + 150 * rows, margin=dict(b=5, l=5, r=5))
     return fig
 
 
 # --- lessons --------------------------------------------------------------------------------------
 
 def results_chart(points: list[dict], title: str) -> go.Figure:
-    """ImageNet top-1 against counted GFLOPs, one line per family (dicts: family, name, gflops, top1)."""
+    """ImageNet top-1 against counted GFLOPs, one line per family (dicts: family, name, gflops, top1).
+    As in the family chart, only LABELLED_FAMILY's models at 224 carry a name (above, where the Swin model
+    of the same GFLOPs is not: it scores lower; the larger inputs crowd the top right); every other model
+    gives its name on hover."""
     fig = go.Figure()
     for family in dict.fromkeys(p["family"] for p in points):
         members = sorted((p for p in points if p["family"] == family), key=lambda p: p["gflops"])
         fig.add_scatter(name=family, x=[p["gflops"] for p in members], y=[p["top1"] for p in members],
-                        text=[p["name"] for p in members], mode="lines+markers+text", textposition="top left",
+                        text=[p["name"] for p in members], textposition="top left",
+                        texttemplate=[short_name(p["name"]) if "@" not in p["name"] else "" for p in members],
+                        mode="lines+markers+text" if family == LABELLED_FAMILY else "lines+markers",
                         line=dict(color=FAMILY_COLORS.get(family, "#333333")), marker=dict(size=10),
                         hovertemplate="%{text}<br>%{x:.2f} GFLOPs counted<br>%{y:.1f}% top-1<extra></extra>")
-    fig.update_layout(template=TEMPLATE, title=title, height=440,
+    fig.update_layout(template=TEMPLATE, **titled(title), height=440,
                       xaxis=log_axis([p["gflops"] for p in points], title="GFLOPs (counted)"),
                       yaxis_title="ImageNet-1K top-1 (%, the paper's)", legend=dict(orientation="h", y=-0.18),
-                      margin=dict(t=50, b=10))
+                      margin=dict(b=10))
     return fig
 
 
@@ -365,8 +413,8 @@ def paired_bars(categories: list[str], series: dict[str, list[float | None]], ti
         fig.add_bar(name=name, x=categories, y=values, marker_color=FAMILY_COLORS.get(name.split()[0]),
                     text=[f"{v:g}" if v is not None else "" for v in values], textposition="outside",
                     hovertemplate="%{x}: %{y}<extra>" + name + "</extra>")
-    fig.update_layout(template=TEMPLATE, title=title, barmode="group", height=420, yaxis_title=axis,
-                      legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+    fig.update_layout(template=TEMPLATE, **titled(title), barmode="group", height=420, yaxis_title=axis,
+                      legend=dict(orientation="h", y=-0.2), margin=dict(b=10))
     return fig
 
 
@@ -393,11 +441,12 @@ def throughput_chart(report: BenchReport) -> go.Figure:
         fig.add_annotation(x=ratio.convnext, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
                            text=f"/ {ratio.swin}:<br>{ratio.measured:.2f}x here<br>{ratio.paper:.2f}x paper")
     fig.update_layout(template=TEMPLATE, barmode="group", height=440,
-                      title=f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
+                      **titled(f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
+                                   above_plot=48),  # the ratios stand over the bars
                       yaxis=log_axis([v for m in measured for v in (m.images_per_s, m.plain_images_per_s,
                                                                      m.paper_images_per_s)],
                                      title="images per second (log scale)"),
-                      legend=dict(orientation="h", y=-0.15), margin=dict(t=120, b=10))
+                      legend=dict(orientation="h", y=-0.15), margin=dict(b=10))
     return fig
 
 
@@ -465,7 +514,7 @@ def erf_grid(results: list[ErfResult], title: str) -> go.Figure:
         fig.update_yaxes(scaleanchor=f"x{index + 1}", row=index // columns + 1, col=index % columns + 1)
     fig.update_annotations(font_size=11)
     fig.update_layout(
-        template=TEMPLATE, title=title, height=80 + 260 * rows, margin=dict(t=110, b=10, l=10, r=10),
+        template=TEMPLATE, **titled(title, above_plot=48), height=80 + 260 * rows, margin=dict(b=10, l=10, r=10),
         coloraxis=dict(colorscale=INFERNO, cmin=-ERF_DECADES, cmax=0,
                        colorbar=dict(title="log10 of<br>the peak", tickvals=list(range(-ERF_DECADES, 1)))))
     return fig
@@ -481,7 +530,7 @@ def erf_profiles(results: list[ErfResult], title: str) -> go.Figure:
         fig.add_scatter(x=distances, y=np.clip(shares, 1e-12, None), mode="lines", name=f"{name} ({result.stage})",
                         line=dict(color=ERF_COLORS[index % len(ERF_COLORS)], width=2),
                         hovertemplate="%{x:.0f} px: %{y:.2e} of the total per pixel<extra>%{fullData.name}</extra>")
-    fig.update_layout(template=TEMPLATE, title=title, height=380, margin=dict(t=50, b=10),
+    fig.update_layout(template=TEMPLATE, **titled(title), height=380, margin=dict(b=10),
                       xaxis_title="distance from the centre (input pixels)",
                       yaxis=dict(type="log", title="share of the total per pixel", exponentformat="power"),
                       legend=dict(orientation="h", y=-0.25))
@@ -509,9 +558,10 @@ def counting_chart(counting: Counting) -> go.Figure:
     if counting.paper is not None:
         fig.add_hline(y=counting.paper, line_dash="dot", annotation_text=f"paper: {counting.paper}")
     fig.update_layout(template=TEMPLATE, barmode="stack", height=440,
-                      title=f"{counting.label or counting.model} at {counting.input_size}: what each counter counts",
+                      **titled(f"{counting.label or counting.model} at {counting.input_size}: "
+                                   "what each counter counts"),
                       yaxis_title="billions of multiply-accumulates, as each tool counts them",
-                      legend=dict(orientation="h", y=-0.15), margin=dict(t=60, b=10))
+                      legend=dict(orientation="h", y=-0.15), margin=dict(b=10))
     return fig
 
 
@@ -536,8 +586,9 @@ def norm_sharing(comparison: NormComparison) -> go.Figure:
                         hovertemplate="channel %{y}, position %{x}: mean %{z:.3f}<extra></extra>")
     fig.update_xaxes(title_text=f"position (first {shown} of {height}x{width}, row by row)")
     fig.update_yaxes(title_text="channel", autorange="reversed")
-    fig.update_layout(template=TEMPLATE, height=380, margin=dict(t=80, b=10),
-                      title="Which elements share a mean and a variance (color: that mean, each panel on its own scale)")
+    fig.update_layout(template=TEMPLATE, height=380, margin=dict(b=10),
+                      **titled("Which elements share a mean and a variance (color: that mean, each panel on its "
+                                   "own scale)", above_plot=24))
     return fig
 
 
@@ -556,8 +607,8 @@ def norm_histograms(comparison: NormComparison) -> go.Figure:
             flat = rng.choice(flat, HISTOGRAM_VALUES, replace=False)
         fig.add_histogram(x=flat, name=name, opacity=0.55, marker_color=color, nbinsx=80)
     fig.update_layout(template=TEMPLATE, barmode="overlay", height=360, xaxis_title="value", yaxis_title="elements",
-                      title="Values before and after each norm (no scale and shift)",
-                      legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=10))
+                      **titled("Values before and after each norm (no scale and shift)"),
+                      legend=dict(orientation="h", y=-0.2), margin=dict(b=10))
     return fig
 
 
@@ -581,10 +632,10 @@ def collapse_chart(profiles: list[CollapseProfile], families: list[str]) -> go.F
         if first.stages[index] != first.stages[index - 1]:
             fig.add_vline(x=index + 0.5, line=dict(color="#bbb", dash="dot"))
     weights = "random weights: no trained effect to see" if any(p.random for p in profiles) else "trained weights"
-    fig.update_layout(template=TEMPLATE, title=f"Feature collapse, block by block ({weights})", height=420,
+    fig.update_layout(template=TEMPLATE, **titled(f"Feature collapse, block by block ({weights})"), height=420,
                       xaxis_title="block (dotted lines: stage boundaries)",
                       yaxis_title="mean pairwise cosine distance of MLP channels",
-                      legend=dict(orientation="h", y=-0.25), margin=dict(t=50, b=10))
+                      legend=dict(orientation="h", y=-0.25), margin=dict(b=10))
     return fig
 
 
@@ -603,10 +654,10 @@ def similarity_chart(result: CascadeResult) -> go.Figure:
         fig.add_scatter(name=series, x=names, y=values, mode="lines+markers", line=dict(color=SIMILARITY_COLORS[series]),
                         hovertemplate="%{x}: %{y:.3f}<extra>" + series + "</extra>")
     fig.add_hline(y=0, line=dict(color="#999999", dash="dot"))
-    fig.update_layout(template=TEMPLATE, title="Similarity with the original map as layers are re-initialized",
+    fig.update_layout(template=TEMPLATE, **titled("Similarity with the original map as layers are re-initialized"),
                       height=340, yaxis=dict(range=[-1.05, 1.05], title="similarity"),
                       xaxis_title="re-initialized, from the top down (each level keeps the ones before)",
-                      legend=dict(orientation="h", y=-0.3), margin=dict(t=50, b=10))
+                      legend=dict(orientation="h", y=-0.3), margin=dict(b=10))
     return fig
 
 

@@ -1,5 +1,6 @@
 """Readable everywhere, in headless Chromium: WCAG contrast of every visible text in light and dark mode on
-each tab, no sideways scroll of the page at phone width, and a CSV under every table that equals it."""
+each tab, no sideways scroll of the page and no clipped or overlapping figure text at phone and laptop
+width, and a CSV under every table that equals it."""
 from __future__ import annotations
 
 import csv
@@ -151,6 +152,52 @@ def wait_until_settled(page) -> None:
     page.wait_for_function(SETTLED, arg=QUIET, timeout=SLOW, polling=100)
 
 
+# In every figure shown: its title and its axes' titles within the figure's box and apart, its title clear
+# of the tool bar, and no two names beside points on top of each other; and each dropdown's text ending before
+# its arrow, with "..." where it is cut. Returns the faults, [] when there are none.
+FIGURES_AND_FIELDS = """() => {
+  const out = [];
+  const inside = (r, box) => r.left >= box.left - 1 && r.right <= box.right + 1 && r.top >= box.top - 1 &&
+                             r.bottom <= box.bottom + 1;
+  const apart = (a, b) => a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+  const shown = (e) => e.getBoundingClientRect().width > 0 && e.offsetParent !== null;
+  for (const plot of document.querySelectorAll(".js-plotly-plot")) {
+    if (!shown(plot)) continue;
+    const box = plot.getBoundingClientRect();
+    const where = (plot.closest("[id]") || {}).id || "a figure";
+    const bar = plot.querySelector(".modebar");
+    const titles = [...plot.querySelectorAll(".infolayer text[class$='title']")].filter((t) => t.getBoundingClientRect().width);
+    for (const text of titles) {
+      const r = text.getBoundingClientRect();
+      const words = text.textContent.slice(0, 40);
+      if (!inside(r, box)) out.push(`${where}: "${words}" outside its figure`);
+      if (text.classList.contains("gtitle") && bar && !apart(r, bar.getBoundingClientRect())) {
+        out.push(`${where}: "${words}" under the tool bar`);
+      }
+    }
+    const names = [...plot.querySelectorAll(".textpoint text")].filter((t) => t.getBoundingClientRect().width);
+    for (const group of [titles, names]) {
+      group.forEach((a, i) => group.slice(i + 1).forEach((b) => {
+        if (!apart(a.getBoundingClientRect(), b.getBoundingClientRect())) {
+          out.push(`${where}: "${a.textContent.slice(0, 40)}" on "${b.textContent.slice(0, 40)}"`);
+        }
+      }));
+    }
+  }
+  for (const input of document.querySelectorAll(".wrap-inner input")) {
+    const arrow = input.closest(".wrap-inner").querySelector(".icon-wrap");
+    if (!shown(input) || !arrow) continue;
+    const style = getComputedStyle(input);
+    const end = input.getBoundingClientRect().right - parseFloat(style.paddingRight);
+    const cut = input.scrollWidth > input.clientWidth && style.textOverflow !== "ellipsis";
+    if (end > arrow.getBoundingClientRect().left + 1 || cut) {
+      out.push(`${(input.closest("[id]") || {}).id || "a dropdown"}: "${input.value}" under its arrow or cut unmarked`);
+    }
+  }
+  return out;
+}"""
+
+
 def low_contrast(page, root: str | None = None) -> tuple[int, list[dict]]:
     """(texts checked, those under WCAG_AA) in the page, or under the element `root` selects."""
     result = page.evaluate(CONTRAST, root)
@@ -189,21 +236,31 @@ def test_the_highlighted_cells_read_in_dark_mode(browser, app_url):
     assert checked > 20 and not low, low
 
 
-def test_a_phone_never_scrolls_the_page_sideways(browser, app_url):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+SCREENS = {"phone": dict(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True),
+           "laptop": dict(viewport={"width": 1280, "height": 720})}
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_a_page_and_its_figures_fit_the_screen(browser, app_url, screen):
+    """A phone never scrolls the page sideways, and on either screen no figure's title, axis title or
+    point name, nor a dropdown's text, is clipped or drawn over another."""
+    context = browser.new_context(**SCREENS[screen])
     page = context.new_page()
     page.goto(app_url)
     expect(page.locator("#arch-headline")).to_contain_text("ConvNeXt-T", timeout=SLOW)
-    wide = {}
+    expect(page.locator("#arch-family .textpoint text").first).to_be_visible(timeout=4 * SLOW)  # 31 models counted
+    faults, figures = {}, 0
     for tab in ["architecture", "roadmap", "lessons", "blocks"]:
         page.goto(f"{app_url}?tab={tab}")
         time.sleep(SETTLE * 2)
-        width = page.evaluate(STICKING_OUT)
-        if width:
-            wide[tab] = width
-        page.screenshot(path=f"/tmp/readable-phone-{tab}.png", full_page=True)
+        figures += page.locator(".js-plotly-plot .gtitle").count()
+        found = page.evaluate(FIGURES_AND_FIELDS) + (page.evaluate(STICKING_OUT) if screen == "phone" else [])
+        if found:
+            faults[tab] = found
+        page.screenshot(path=f"/tmp/readable-{screen}-{tab}.png", full_page=True)
     context.close()
-    assert not wide, f"the page is wider than the 390 px screen: {wide}"
+    assert figures >= 8  # the checks saw the titled figures of the four tabs
+    assert not faults, f"on a {screen} screen: {faults}"
 
 
 def test_a_tables_csv_holds_its_cells(page, app_url):

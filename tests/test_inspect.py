@@ -1,6 +1,8 @@
 """Depthwise kernels, the |weight|-vs-distance profile, stem filters and stage activations."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,11 @@ from explorer.inspect import (NoDepthwiseError, depthwise_blocks, depthwise_kern
                               stem_filters)
 from explorer.plots import activation_grid, distance_chart, kernel_grid, stem_tiles
 from tests.test_attribution import picture, small_loaded
+
+
+def title_words(figure) -> str:
+    """A figure's title as plain words: its lines (broken to fit a phone) joined, the tags dropped."""
+    return " ".join(re.sub(r"<[^>]+>", " ", figure.layout.title.text).split())
 
 
 def test_depthwise_models_are_found_by_what_their_convs_are():
@@ -115,7 +122,7 @@ def test_stage_activations_are_channels_first_with_the_most_active_channels(name
     assert list(first.channels) == strength.argsort(descending=True)[:4].tolist()
     np.testing.assert_allclose(first.maps, features[list(first.channels)].numpy(), rtol=1e-5, atol=1e-6)
     figure = activation_grid(first)
-    assert " x ".join(map(str, first.shape)) in figure.layout.title.text
+    assert " x ".join(map(str, first.shape)) in title_words(figure)
     assert f"channel {first.channels[0]}" in figure.data[0].hovertemplate
 
 
@@ -124,4 +131,4 @@ def test_kernel_grid_has_a_symmetric_scale():
     figure = kernel_grid(kernels)
     heatmap = figure.data[0]
     assert heatmap.zmin == -heatmap.zmax and heatmap.zmid == 0
-    assert "strongest first" in figure.layout.title.text
+    assert "strongest first" in title_words(figure)

@@ -14,6 +14,7 @@ from explorer.zoo import ExplorerError, get_spec, specs_by_family
 
 DEFAULT_MODEL = "convnext_tiny"
 INPUT_SIZES = [160, 224, 256, 288, 320, 384, 448, 512]
+MODEL_NAME_WIDTH = 260  # px: a model's name in a dropdown; a phone gives such a dropdown a line of its own
 
 INTRO = """Pick a model and an input size to see how it is built: the tensor shape after the stem and
 each stage, where the parameters and the compute (GFLOPs, counted the paper's way: multiply-accumulates
@@ -64,11 +65,11 @@ def build_architecture_tab(demo: gr.Blocks) -> Linked:
         with gr.Row():
             family = gr.Radio(list(groups), value="ConvNeXt", label="Family", scale=2)
             model = gr.Dropdown(spec_choices(groups["ConvNeXt"]), value=DEFAULT_MODEL, label="Model",
-                                elem_id="arch-model", scale=2)
+                                elem_id="arch-model", scale=2, min_width=MODEL_NAME_WIDTH)
             size = gr.Dropdown(INPUT_SIZES, value=224, label="Input size", allow_custom_value=True,
                                elem_id="arch-size", scale=1)
             compare = gr.Dropdown([("none", "")] + model_choices(), value="", label="Overlay a second model",
-                                  elem_id="arch-compare", scale=2)
+                                  elem_id="arch-compare", scale=2, min_width=MODEL_NAME_WIDTH)
         headline = gr.Markdown(elem_id="arch-headline")
         table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="arch-table")
         with gr.Row():

@@ -11,6 +11,7 @@ from explorer.views import roadmap_step
 
 REGIME_CHOICES = [("ResNet-50 -> ConvNeXt-T (Figure 2)", "resnet50"),
                   ("ResNet-200 -> ConvNeXt-B (appendix)", "resnet200")]
+BESIDE_WIDTH = 340  # px: the least the block drawing and the table each need
 
 
 def show_step(regime: str, number: int):
@@ -35,9 +36,9 @@ def build_roadmap_tab() -> Linked:
             position = gr.Slider(1, count, value=1, step=1, label="Step", elem_id="roadmap-step", scale=6)
             forward = gr.Button("Next >", elem_id="roadmap-next", scale=1)
         text = gr.Markdown(elem_id="roadmap-text")
-        with gr.Row():
-            diagram = gr.Plot(show_label=False, elem_id="roadmap-block")
-            table = gr.HTML(elem_id="roadmap-table")
+        with gr.Row():  # side by side on a laptop, one above the other on a phone
+            diagram = gr.Plot(show_label=False, elem_id="roadmap-block", min_width=BESIDE_WIDTH)
+            table = gr.HTML(elem_id="roadmap-table", min_width=BESIDE_WIDTH)
         chart = gr.Plot(show_label=False, elem_id="roadmap-chart")
 
     outputs = [text, diagram, table, chart]
