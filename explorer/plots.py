@@ -48,16 +48,19 @@ def short_name(name: str) -> str:
     return name.removeprefix(f"{LABELLED_FAMILY}-")
 
 
-def titled(text: str, above_plot: int = 0) -> dict:
+def titled(text: str, above_plot: int = 0, below: int | None = None) -> dict:
     """Layout settings for a figure titled `text`: the title broken into lines that fit a phone (<br>
     breaks are kept; a <sub> line is broken into <sub> lines) and the top margin that holds them, with
-    `above_plot` px more between title and plot (for subplot titles)."""
+    `above_plot` px more between title and plot (for subplot titles). A figure whose size follows its
+    content gives the px `below` the top margin (plot and bottom margin) and gets its height: a longer
+    title then makes the figure taller instead of squeezing the plot (to nothing, on a phone)."""
     lines = []
     for part in text.split("<br>"):
         sub = part.startswith("<sub>") and part.endswith("</sub>")
         words = part.removeprefix("<sub>").removesuffix("</sub>") if sub else part
         lines += [f"<sub>{line}</sub>" if sub else line for line in textwrap.wrap(words, TITLE_CHARS)]
-    return dict(title=dict(text="<br>".join(lines)), margin_t=TITLE_TOP + TITLE_LINE * len(lines) + 8 + above_plot)
+    top = TITLE_TOP + TITLE_LINE * len(lines) + 8 + above_plot
+    return dict(title=dict(text="<br>".join(lines)), margin_t=top, **({} if below is None else {"height": top + below}))
 
 
 def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
@@ -162,9 +165,9 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
                 insidetextfont=dict(color=ink(color)),
                 showlegend=False, hovertemplate=(f"{summary.label}, {row.name}: output {shape}<br>"
                                                  f"{row.gflops:.3f} GFLOPs (%{{x:.1f}}% of {summary.gflops:.2f})<extra></extra>"))
-    fig.update_layout(template=TEMPLATE, barmode="stack", height=120 + 90 * len(summaries),
+    fig.update_layout(template=TEMPLATE, barmode="stack",
                       **titled("Where the compute sits: each part's share of the model's GFLOPs, with its "
-                                   "output shape"),
+                               "output shape", below=70 + 90 * len(summaries)),
                       xaxis=dict(title="share of the GFLOPs (%)", range=[0, 100]), yaxis=dict(autorange="reversed"),
                       margin=dict(b=10))
     return fig
@@ -228,7 +231,7 @@ def block_diagram(layers: list, title: str) -> go.Figure:
               for kind in OPERATION_COLORS if kind in shown]
     bottom = min(rows) - 1.4
     return go.Figure(legend, layout=dict(
-        template=TEMPLATE, **titled(title), height=150 + 44 * (len(rows) + len(ends)), shapes=shapes,
+        template=TEMPLATE, **titled(title, below=110 + 44 * (len(rows) + len(ends))), shapes=shapes,
         annotations=notes, xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
         yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
         legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(b=10, l=0, r=0)))
@@ -297,10 +300,11 @@ def kernel_grid(kernels: DepthwiseKernels, shown: int = KERNELS_SHOWN) -> go.Fig
         colorbar=dict(title="weight")))
     order = "strongest first (L2 norm)" if kernels.sorted_by_norm else "channels in order"
     total = len(kernels.channels)
+    grid = int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1])  # px: the kernels' mosaic, square cells
     fig.update_layout(
         template=TEMPLATE, **titled(f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
-                                 f"kernels, {order}</sub>"),
-        height=100 + int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1]), margin=dict(b=10, l=10, r=10),
+                                 f"kernels, {order}</sub>", below=30 + grid),
+        margin=dict(b=10, l=10, r=10),
         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
     return fig
 
@@ -359,8 +363,8 @@ def activation_grid(stage: StageActivations, columns: int = 4) -> go.Figure:
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_annotations(font_size=10)
     shape = " x ".join(str(size) for size in stage.shape)
-    fig.update_layout(template=TEMPLATE, **titled(f"stage {stage.stage + 1} ({stage.module}): {shape}", above_plot=16),
-                      height=70 + 150 * rows, margin=dict(b=5, l=5, r=5))
+    fig.update_layout(template=TEMPLATE, **titled(f"stage {stage.stage + 1} ({stage.module}): {shape}", above_plot=16,
+                                                  below=10 + 150 * rows), margin=dict(b=5, l=5, r=5))
     return fig
 
 
@@ -514,7 +518,7 @@ def erf_grid(results: list[ErfResult], title: str) -> go.Figure:
         fig.update_yaxes(scaleanchor=f"x{index + 1}", row=index // columns + 1, col=index % columns + 1)
     fig.update_annotations(font_size=11)
     fig.update_layout(
-        template=TEMPLATE, **titled(title, above_plot=48), height=80 + 260 * rows, margin=dict(b=10, l=10, r=10),
+        template=TEMPLATE, **titled(title, above_plot=48, below=260 * rows - 30), margin=dict(b=10, l=10, r=10),
         coloraxis=dict(colorscale=INFERNO, cmin=-ERF_DECADES, cmax=0,
                        colorbar=dict(title="log10 of<br>the peak", tickvals=list(range(-ERF_DECADES, 1)))))
     return fig

@@ -21,3 +21,21 @@ def test_given_breaks_stay_and_a_smaller_line_keeps_its_tag_on_every_piece():
     assert first == "stages.1.blocks.0.conv_dw" and len(rest) >= 2
     assert all(line.startswith("<sub>") and line.endswith("</sub>") for line in rest)
     assert all(len(re.sub(r"<[^>]+>", "", line)) <= TITLE_CHARS for line in rest)
+
+
+def test_a_figure_sized_by_its_content_keeps_its_plot_whatever_the_title():
+    """The lesson's kernel grid of a 16-channel stage had 16 px left for its plot once its title took
+    three lines (plotly then fails in the page: "Something went wrong with axis scaling")."""
+    import numpy as np
+
+    from explorer.inspect import DepthwiseKernels, DepthwiseLayer
+    from explorer.plots import kernel_grid
+
+    for channels in (4, 16, 96):
+        weights = np.random.default_rng(0).normal(size=(channels, 7, 7)).astype(np.float32)
+        kernels = DepthwiseKernels(DepthwiseLayer("stages.0.blocks.0.conv_dw", stage=0, block=0), weights,
+                                   channels=np.arange(channels), norms=np.linalg.norm(weights, axis=(1, 2)),
+                                   sorted_by_norm=True)
+        layout = kernel_grid(kernels).layout
+        plot = layout.height - layout.margin.t - layout.margin.b
+        assert plot >= 40, (channels, layout.height, layout.margin.t)  # 48 px before titles could wrap
