@@ -168,7 +168,7 @@ def show_inside(stage: int) -> tuple[str, go.Figure, go.Figure]:
 
 
 def choices() -> dict[str, list[tuple]]:
-    """Every value of every panel's controls that counts a model: panel -> argument tuples."""
+    """Every value of every panel's controls that counts or loads a model: panel -> argument tuples."""
     return {
         "results": [(p,) for p in PRETRAINING],
         "macro": [(s, METRICS[0]) for s in MACRO_STEPS],
@@ -178,6 +178,7 @@ def choices() -> dict[str, list[tuple]]:
         "micro": [(s,) for s in MICRO_STEPS],
         "family": [(n, s) for n in family_models() for s in FAMILY_SIZES],
         "next": [(s,) for s in TRIOS],
+        "inside": [(s,) for s in STAGES],  # loads the bundled model: 3.4 s on the first visit otherwise
     }
 
 
