@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -16,7 +15,6 @@ from explorer.report import HEADERS, table_rows
 from explorer.roadmap import step_name
 
 SLOW = 90_000  # ms
-SETTLE = 4  # s after opening a tab: its first drawing runs (a text that appears later is not checked)
 WCAG_AA = 4.5  # the contrast every text must reach (WCAG 2 level AA for body text)
 
 # For each visible text in the page: its colour (CSS `color`, or `fill` for the SVG text of figures) and
@@ -245,6 +243,7 @@ def test_a_page_and_its_figures_fit_the_screen(browser, app_url, screen):
     """A phone never scrolls the page sideways, and on either screen no figure's title, axis title or
     point name, nor a dropdown's text, is clipped or drawn over another."""
     context = browser.new_context(**SCREENS[screen])
+    context.add_init_script(WATCH_CHANGES)
     page = context.new_page()
     page.goto(app_url)
     expect(page.locator("#arch-headline")).to_contain_text("ConvNeXt-T", timeout=SLOW)
@@ -252,7 +251,8 @@ def test_a_page_and_its_figures_fit_the_screen(browser, app_url, screen):
     faults, figures = {}, 0
     for tab in ["architecture", "roadmap", "lessons", "blocks"]:
         page.goto(f"{app_url}?tab={tab}")
-        time.sleep(SETTLE * 2)
+        expect(page.locator(".js-plotly-plot:visible").first).to_be_visible(timeout=SLOW)  # the tab has drawn
+        wait_until_settled(page)
         figures += page.locator(".js-plotly-plot .gtitle").count()
         found = page.evaluate(FIGURES_AND_FIELDS) + (page.evaluate(STICKING_OUT) if screen == "phone" else [])
         if found:
