@@ -28,7 +28,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from PIL import Image
 from torch import nn
 
 from explorer.attribution import CamLayer
-from explorer.figure_cache import CACHE_ENV, cache_root  # noqa: F401 - CACHE_ENV: where results are kept
+from explorer.figure_cache import CACHE_ENV, cache_root, package_versions  # noqa: F401 - CACHE_ENV: where results are kept
 from explorer.inference import ImageError, open_image, to_rgb
 from explorer.weights import BUNDLED, PRETRAINED, WEIGHTS_DIR, load
 from explorer.zoo import ExplorerError, StageLayout, build_model, check_input_size, get_spec, spatial_layout
@@ -357,7 +356,8 @@ def cache_dir() -> Path:
 
 def _code_version() -> str:
     here = Path(__file__).resolve().parent
-    digest = hashlib.sha256(f"torch {version('torch')} timm {version('timm')}".encode())  # no timm import
+    versions = package_versions()
+    digest = hashlib.sha256(f"torch {versions['torch']} timm {versions['timm']}".encode())
     for name in CODE_FILES:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]

@@ -89,13 +89,17 @@ def code_hash() -> str:
     return digest.hexdigest()[:20]
 
 
+def package_versions() -> dict[str, str]:
+    """The versions of Python, torch and timm that every disk cache of the app is keyed by, read from
+    the installed packages' metadata: importing timm for its `__version__` took 2.5 s of the first
+    page's drawing."""
+    return {"python": platform.python_version(), "torch": version("torch"), "timm": version("timm")}
+
+
 @functools.cache
 def cache_key() -> dict[str, str]:
-    """What the stored figures depend on besides the arguments of each count. The versions are read
-    from the installed packages' metadata: importing timm for its `__version__` took 2.5 s of the
-    first page's drawing."""
-    return {"python": platform.python_version(), "torch": version("torch"), "timm": version("timm"),
-            "code": code_hash()}
+    """What the stored figures depend on besides the arguments of each count."""
+    return {**package_versions(), "code": code_hash()}
 
 
 # --- to and from JSON ---------------------------------------------------------------------------
