@@ -1,6 +1,9 @@
-"""The public command line, run as a person runs it."""
+"""The public command line: `explorer.__main__.main` with a person's arguments, in this process (a new
+Python for each command spent 5-7 s importing torch), and `python -m explorer` itself once."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -9,8 +12,26 @@ from tests.conftest import ROOT
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    """`python -m explorer ARGS`, run here: its exit code and what it wrote on stdout and stderr."""
+    from explorer.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as leaving:  # argparse's refusal of an unknown option or command
+            code = leaving.code if isinstance(leaving.code, int) else 1
+    return subprocess.CompletedProcess(["python", "-m", "explorer", *args], code, out.getvalue(), err.getvalue())
+
+
+def test_python_m_explorer_runs_as_a_person_types_it():
+    result = subprocess.run([sys.executable, "-m", "explorer", "summary", "resnet50"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "stage 4" in result.stdout and "4.09" in result.stdout
+    refused = subprocess.run([sys.executable, "-m", "explorer", "summary", "convnext_tinny"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "convnext_tiny" in refused.stderr and refused.stdout == ""
 
 
 def test_summary_json_for_convnext_xl_at_384():
