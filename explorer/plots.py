@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # types only: figures take the data, they do not compute it
 
 # plotly_white on a transparent background: the page's light or dark background shows through, and the
 # page's style (explorer/ui/page.css) turns the template's text and grid light in dark mode.
+# It is plotly's default template in this process: a figure takes its default as it is, while each
+# `template=` given to a figure was checked again, 18 ms a figure, a third of the time the views took.
 TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
 TEMPLATE.layout.update(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
 # Plotly never breaks a title's line, and a figure on a phone is about 350 px wide: `titled` breaks every
@@ -36,6 +38,8 @@ TITLE_SIZE = 15
 TITLE_LINE = 20  # px: the height of one of its lines
 TITLE_TOP = 44  # px from the figure's top edge: below the tool bar (28 px) whatever the number of lines
 TEMPLATE.layout.title.update(font=dict(size=TITLE_SIZE), yref="container", y=1, yanchor="top", pad=dict(t=TITLE_TOP))
+pio.templates["convnext-explorer"] = TEMPLATE  # after its last change: plotly keeps a copy
+pio.templates.default = "convnext-explorer"
 LABELLED_FAMILY = "ConvNeXt"  # the family chart names these models beside their markers
 FAMILY_COLORS = {"ConvNeXt": "#1f77b4", "Swin": "#ff7f0e", "ResNet": "#7f7f7f", "ResNeXt": "#2ca02c",
                  "Roadmap": "#9467bd", "ConvNeXt V2": "#d62728", "Isotropic": "#17becf", "ViT": "#8c564b"}
@@ -74,7 +78,7 @@ def stage_bars(summaries: list[Summary], metric: str) -> go.Figure:
             y=[value(row) for row in summary.stages],
             hovertemplate="%{x}: %{y:.3f}<extra>%{fullData.name}</extra>",
         )
-    fig.update_layout(template=TEMPLATE, **titled(f"{title} per stage"), barmode="group", height=340,
+    fig.update_layout(**titled(f"{title} per stage"), barmode="group", height=340,
                       yaxis_title=title, legend=dict(orientation="h", y=-0.2), margin=dict(b=10))
     return fig
 
@@ -123,7 +127,7 @@ def family_chart(points: list[FamilyPoint]) -> go.Figure:
         textposition=["middle left" if "@" in p.name else "middle right" for p in named],
         marker=dict(size=15, opacity=0), showlegend=False, hoverinfo="skip",  # the names start past the rings
     )
-    fig.update_layout(template=TEMPLATE, **titled("The families: parameters against GFLOPs"), height=620,
+    fig.update_layout(**titled("The families: parameters against GFLOPs"), height=620,
                       xaxis_title="Parameters (M)", yaxis_title="GFLOPs (paper convention)",
                       xaxis=dict(type="log", tickvals=[4, 10, 25, 50, 100, 200, 400], range=[0.45, 3.2],
                                  tickangle=0, automargin=True),  # seven labels fit a phone unturned
@@ -165,7 +169,7 @@ def compute_layout_chart(summaries: list[Summary]) -> go.Figure:
                 insidetextfont=dict(color=ink(color)),
                 showlegend=False, hovertemplate=(f"{summary.label}, {row.name}: output {shape}<br>"
                                                  f"{row.gflops:.3f} GFLOPs (%{{x:.1f}}% of {summary.gflops:.2f})<extra></extra>"))
-    fig.update_layout(template=TEMPLATE, barmode="stack",
+    fig.update_layout(barmode="stack",
                       **titled("Where the compute sits: each part's share of the model's GFLOPs, with its "
                                "output shape", below=70 + 90 * len(summaries)),
                       xaxis=dict(title="share of the GFLOPs (%)", range=[0, 100]), yaxis=dict(autorange="reversed"),
@@ -231,7 +235,7 @@ def block_diagram(layers: list, title: str) -> go.Figure:
               for kind in OPERATION_COLORS if kind in shown]
     bottom = min(rows) - 1.4
     return go.Figure(legend, layout=dict(
-        template=TEMPLATE, **titled(title, below=110 + 44 * (len(rows) + len(ends))), shapes=shapes,
+        **titled(title, below=110 + 44 * (len(rows) + len(ends))), shapes=shapes,
         annotations=notes, xaxis=dict(visible=False, range=[-0.3, 1.6], fixedrange=True),
         yaxis=dict(visible=False, range=[bottom, 0.8], fixedrange=True),
         legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin=dict(b=10, l=0, r=0)))
@@ -261,7 +265,7 @@ def roadmap_chart(rows: list[dict], current: str, reference: dict) -> go.Figure:
         fig.add_vline(x=position, line=dict(color="#d62728", width=1))
     fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)  # ImageNet-1K; short enough for its row on a phone
     fig.update_yaxes(title_text="GFLOPs", row=2, col=1)
-    fig.update_layout(template=TEMPLATE, height=600, **titled("Figure 2, live: each step's accuracy and cost"),
+    fig.update_layout(height=600, **titled("Figure 2, live: each step's accuracy and cost"),
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), margin=dict(b=40))
     return fig
 
@@ -302,7 +306,7 @@ def kernel_grid(kernels: DepthwiseKernels, shown: int = KERNELS_SHOWN) -> go.Fig
     total = len(kernels.channels)
     grid = int(KERNEL_GRID_WIDTH * values.shape[0] / values.shape[1])  # px: the kernels' mosaic, square cells
     fig.update_layout(
-        template=TEMPLATE, **titled(f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
+        **titled(f"{kernels.layer.name}<br><sub>{min(shown, total)} of {total} {size}x{size} "
                                  f"kernels, {order}</sub>", below=30 + grid),
         margin=dict(b=10, l=10, r=10),
         xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
@@ -319,7 +323,7 @@ def distance_chart(profiles: list[DistanceProfile], title: str) -> go.Figure:
             line=dict(color=STAGE_COLORS[profile.stage % len(STAGE_COLORS)]),
             hovertemplate="distance %{x:.2f}: mean |w| %{y:.4f}<extra>%{fullData.name}</extra>")
     size = profiles[0].kernel_size if profiles else 0
-    fig.update_layout(template=TEMPLATE, **titled(title), height=360, margin=dict(b=10),
+    fig.update_layout(**titled(title), height=360, margin=dict(b=10),
                       xaxis_title=f"distance from the center of the {size}x{size} kernel (taps)",
                       yaxis_title="mean |weight|", legend=dict(orientation="h", y=-0.25))
     return fig
@@ -339,7 +343,7 @@ def stem_tiles(stems: list[StemFilters], columns: int = 8) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
-    fig.update_layout(template=TEMPLATE, height=420, margin=dict(b=10, l=10, r=10),
+    fig.update_layout(height=420, margin=dict(b=10, l=10, r=10),
                       **titled("Stem filters on the RGB image", above_plot=18))
     return fig
 
@@ -363,7 +367,7 @@ def activation_grid(stage: StageActivations, columns: int = 4) -> go.Figure:
     fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_annotations(font_size=10)
     shape = " x ".join(str(size) for size in stage.shape)
-    fig.update_layout(template=TEMPLATE, **titled(f"stage {stage.stage + 1} ({stage.module}): {shape}", above_plot=16,
+    fig.update_layout(**titled(f"stage {stage.stage + 1} ({stage.module}): {shape}", above_plot=16,
                                                   below=10 + 150 * rows), margin=dict(b=5, l=5, r=5))
     return fig
 
@@ -384,7 +388,7 @@ def results_chart(points: list[dict], title: str) -> go.Figure:
                         mode="lines+markers+text" if family == LABELLED_FAMILY else "lines+markers",
                         line=dict(color=FAMILY_COLORS.get(family, "#333333")), marker=dict(size=10),
                         hovertemplate="%{text}<br>%{x:.2f} GFLOPs counted<br>%{y:.1f}% top-1<extra></extra>")
-    fig.update_layout(template=TEMPLATE, **titled(title), height=440,
+    fig.update_layout(**titled(title), height=440,
                       xaxis=log_axis([p["gflops"] for p in points], title="GFLOPs (counted)"),
                       yaxis_title="ImageNet-1K top-1 (%, the paper's)", legend=dict(orientation="h", y=-0.18),
                       margin=dict(b=10))
@@ -405,7 +409,7 @@ def sweep_chart(values: list, gflops: list[float], top1: list[float | None], cur
                     hovertemplate=f"{label} %{{x}}: %{{y:.2f}}% top-1<extra></extra>")
     fig.update_yaxes(title_text="GFLOPs", secondary_y=False)
     fig.update_yaxes(title_text="ImageNet-1K top-1 (%)", secondary_y=True)
-    fig.update_layout(template=TEMPLATE, height=360, xaxis=dict(title=label, tickvals=values),
+    fig.update_layout(height=360, xaxis=dict(title=label, tickvals=values),
                       legend=dict(orientation="h", y=-0.25), margin=dict(t=30, b=10))
     return fig
 
@@ -417,7 +421,7 @@ def paired_bars(categories: list[str], series: dict[str, list[float | None]], ti
         fig.add_bar(name=name, x=categories, y=values, marker_color=FAMILY_COLORS.get(name.split()[0]),
                     text=[f"{v:g}" if v is not None else "" for v in values], textposition="outside",
                     hovertemplate="%{x}: %{y}<extra>" + name + "</extra>")
-    fig.update_layout(template=TEMPLATE, **titled(title), barmode="group", height=420, yaxis_title=axis,
+    fig.update_layout(**titled(title), barmode="group", height=420, yaxis_title=axis,
                       legend=dict(orientation="h", y=-0.2), margin=dict(b=10))
     return fig
 
@@ -444,7 +448,7 @@ def throughput_chart(report: BenchReport) -> go.Figure:
     for ratio in report.ratios:
         fig.add_annotation(x=ratio.convnext, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
                            text=f"/ {ratio.swin}:<br>{ratio.measured:.2f}x here<br>{ratio.paper:.2f}x paper")
-    fig.update_layout(template=TEMPLATE, barmode="group", height=440,
+    fig.update_layout(barmode="group", height=440,
                       **titled(f"Throughput on {first.device}, batch {first.batch}, beside the paper's Table 12",
                                    above_plot=48),  # the ratios stand over the bars
                       yaxis=log_axis([v for m in measured for v in (m.images_per_s, m.plain_images_per_s,
@@ -518,7 +522,7 @@ def erf_grid(results: list[ErfResult], title: str) -> go.Figure:
         fig.update_yaxes(scaleanchor=f"x{index + 1}", row=index // columns + 1, col=index % columns + 1)
     fig.update_annotations(font_size=11)
     fig.update_layout(
-        template=TEMPLATE, **titled(title, above_plot=48, below=260 * rows - 30), margin=dict(b=10, l=10, r=10),
+        **titled(title, above_plot=48, below=260 * rows - 30), margin=dict(b=10, l=10, r=10),
         coloraxis=dict(colorscale=INFERNO, cmin=-ERF_DECADES, cmax=0,
                        colorbar=dict(title="log10 of<br>the peak", tickvals=list(range(-ERF_DECADES, 1)))))
     return fig
@@ -534,7 +538,7 @@ def erf_profiles(results: list[ErfResult], title: str) -> go.Figure:
         fig.add_scatter(x=distances, y=np.clip(shares, 1e-12, None), mode="lines", name=f"{name} ({result.stage})",
                         line=dict(color=ERF_COLORS[index % len(ERF_COLORS)], width=2),
                         hovertemplate="%{x:.0f} px: %{y:.2e} of the total per pixel<extra>%{fullData.name}</extra>")
-    fig.update_layout(template=TEMPLATE, **titled(title), height=380, margin=dict(b=10),
+    fig.update_layout(**titled(title), height=380, margin=dict(b=10),
                       xaxis_title="distance from the centre (input pixels)",
                       yaxis=dict(type="log", title="share of the total per pixel", exponentformat="power"),
                       legend=dict(orientation="h", y=-0.25))
@@ -561,7 +565,7 @@ def counting_chart(counting: Counting) -> go.Figure:
                            showarrow=False, yanchor="bottom")
     if counting.paper is not None:
         fig.add_hline(y=counting.paper, line_dash="dot", annotation_text=f"paper: {counting.paper}")
-    fig.update_layout(template=TEMPLATE, barmode="stack", height=440,
+    fig.update_layout(barmode="stack", height=440,
                       **titled(f"{counting.label or counting.model} at {counting.input_size}: "
                                    "what each counter counts"),
                       yaxis_title="billions of multiply-accumulates, as each tool counts them",
@@ -590,7 +594,7 @@ def norm_sharing(comparison: NormComparison) -> go.Figure:
                         hovertemplate="channel %{y}, position %{x}: mean %{z:.3f}<extra></extra>")
     fig.update_xaxes(title_text=f"position (first {shown} of {height}x{width}, row by row)")
     fig.update_yaxes(title_text="channel", autorange="reversed")
-    fig.update_layout(template=TEMPLATE, height=380, margin=dict(b=10),
+    fig.update_layout(height=380, margin=dict(b=10),
                       **titled("Which elements share a mean and a variance (color: that mean, each panel on its "
                                    "own scale)", above_plot=24))
     return fig
@@ -610,7 +614,7 @@ def norm_histograms(comparison: NormComparison) -> go.Figure:
         if flat.size > HISTOGRAM_VALUES:
             flat = rng.choice(flat, HISTOGRAM_VALUES, replace=False)
         fig.add_histogram(x=flat, name=name, opacity=0.55, marker_color=color, nbinsx=80)
-    fig.update_layout(template=TEMPLATE, barmode="overlay", height=360, xaxis_title="value", yaxis_title="elements",
+    fig.update_layout(barmode="overlay", height=360, xaxis_title="value", yaxis_title="elements",
                       **titled("Values before and after each norm (no scale and shift)"),
                       legend=dict(orientation="h", y=-0.2), margin=dict(b=10))
     return fig
@@ -636,7 +640,7 @@ def collapse_chart(profiles: list[CollapseProfile], families: list[str]) -> go.F
         if first.stages[index] != first.stages[index - 1]:
             fig.add_vline(x=index + 0.5, line=dict(color="#bbb", dash="dot"))
     weights = "random weights: no trained effect to see" if any(p.random for p in profiles) else "trained weights"
-    fig.update_layout(template=TEMPLATE, **titled(f"Feature collapse, block by block ({weights})"), height=420,
+    fig.update_layout(**titled(f"Feature collapse, block by block ({weights})"), height=420,
                       xaxis_title="block (dotted lines: stage boundaries)",
                       yaxis_title="mean pairwise cosine distance of MLP channels",
                       legend=dict(orientation="h", y=-0.25), margin=dict(b=10))
@@ -658,7 +662,7 @@ def similarity_chart(result: CascadeResult) -> go.Figure:
         fig.add_scatter(name=series, x=names, y=values, mode="lines+markers", line=dict(color=SIMILARITY_COLORS[series]),
                         hovertemplate="%{x}: %{y:.3f}<extra>" + series + "</extra>")
     fig.add_hline(y=0, line=dict(color="#999999", dash="dot"))
-    fig.update_layout(template=TEMPLATE, **titled("Similarity with the original map as layers are re-initialized"),
+    fig.update_layout(**titled("Similarity with the original map as layers are re-initialized"),
                       height=340, yaxis=dict(range=[-1.05, 1.05], title="similarity"),
                       xaxis_title="re-initialized, from the top down (each level keeps the ones before)",
                       legend=dict(orientation="h", y=-0.3), margin=dict(b=10))
@@ -687,5 +691,5 @@ def deletion_insertion_chart(result: FaithfulnessResult) -> go.Figure:
     fig.update_xaxes(title_text="pixels revealed (highest ranked first)", tickformat=".0%", row=1, col=2)
     fig.update_yaxes(title_text=f"p('{result.result.label}')", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(template=TEMPLATE, height=380, legend=dict(orientation="h", y=-0.3), margin=dict(t=50, b=10))
+    fig.update_layout(height=380, legend=dict(orientation="h", y=-0.3), margin=dict(t=50, b=10))
     return fig
