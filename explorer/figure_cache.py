@@ -11,7 +11,8 @@ are counted again next time.
 
 `fill()` counts everything the app's views show (every registry model at its default size, the
 paper's family, both roadmap regimes, the blocks at each stage, the lessons' live parts);
-`fill_in_background()` does it in a child process when the server starts, then draws the views.
+`fill_in_background()` does it in a child process when the server starts (unless the file says a
+fill of the same work list finished), then draws the views.
 """
 from __future__ import annotations
 
@@ -139,6 +140,7 @@ class _Store:
         self.values: dict[str, object] = {}  # entry key -> the value, decoded
         self.dirty = False
         self.read_version: tuple[int, int] | None = None  # (mtime, size) of the file when last read
+        self.filled: str | None = None  # the work list of the last fill() that ran without a failure
         self.deferred = threading.local()  # a thread that fills writes every SAVE_EVERY_S, not per entry
 
     def _load(self) -> None:
@@ -147,6 +149,7 @@ class _Store:
         if self.loaded_from == file:
             return
         self.loaded_from, self.stored, self.values, self.dirty, self.read_version = file, {}, {}, False, None
+        self.filled = None
         self._read_newer()
 
     def _read_newer(self) -> None:
@@ -159,6 +162,7 @@ class _Store:
             document = json.loads(self.loaded_from.read_text())
             if document["key"] == cache_key() and isinstance(document["figures"], dict):
                 self.stored = {**document["figures"], **self.stored}
+                self.filled = document.get("filled") or self.filled
         except (OSError, ValueError, KeyError, TypeError):
             pass  # not there yet, damaged, or written by another version: count again
 
@@ -197,7 +201,7 @@ class _Store:
             try:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 partial = file.with_name(f".{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-                partial.write_text(json.dumps({"key": cache_key(), "figures": self.stored}))
+                partial.write_text(json.dumps({"key": cache_key(), "filled": self.filled, "figures": self.stored}))
                 partial.replace(file)
                 self.dirty = False
             except OSError:  # a read-only home: the figures are still good, only not kept
@@ -207,6 +211,20 @@ class _Store:
         """Drop what this process holds; the next lookup reads the file again."""
         with self.lock:
             self.loaded_from, self.stored, self.values, self.dirty, self.read_version = None, {}, {}, False, None
+            self.filled = None
+
+    def holds(self, work: str) -> bool:
+        """Whether a fill of `work` (its parts' names) ran to the end, with no part failing, into the file."""
+        with self.lock:
+            self._load()
+            self._read_newer()
+            return self.filled == work
+
+    def mark_filled(self, work: str) -> None:
+        with self.lock:
+            self._load()
+            if self.filled != work:
+                self.filled, self.dirty = work, True
 
 
 _STORE = _Store()
@@ -277,40 +295,56 @@ def fill(report: Callable[[int, int, str], None] | None = None) -> int:
     A part that fails is skipped (the view that needs it will say why when it is opened)."""
     work = views_to_fill()
     _STORE.deferred.on = True
-    last_save = time.monotonic()
+    last_save, failed = time.monotonic(), False
     try:
         for done, (what, call) in enumerate(work):
             try:
                 call()
             except Exception as error:  # noqa: BLE001 - one bad part must not stop the rest
                 print(f"counted figures: {what} failed: {error}", file=sys.stderr)
+                failed = True
             if report:
                 report(done + 1, len(work), what)
             if time.monotonic() - last_save > SAVE_EVERY_S:
                 _STORE.save()
                 last_save = time.monotonic()
+        if not failed:
+            _STORE.mark_filled(_names(work))
     finally:
         _STORE.deferred.on = False
         _STORE.save()
     return len(work)
 
 
+def _names(work: list[tuple[str, Callable[[], object]]]) -> str:
+    """A fill's work list, by its parts' names, as the file records it."""
+    return hashlib.sha256("\n".join(what for what, _call in work).encode()).hexdigest()[:20]
+
+
+def filled() -> bool:
+    """Whether the file holds every part `views_to_fill` lists: a fill of this work list ran to the end
+    with no part failing (a new lesson choice, say, makes the next start count again)."""
+    return _STORE.holds(_names(views_to_fill()))
+
+
 def fill_in_background() -> threading.Thread:
-    """Count in a child process (`python -m explorer.figure_cache`, at a lower scheduling priority),
-    then draw the views in this one from the file it wrote; prints one line to stderr when done.
+    """Count in a child process (`python -m explorer.figure_cache`, at a lower scheduling priority)
+    unless the file is `filled()`, then draw the views in this one from the file; prints one line to
+    stderr when done.
 
     The counting runs in its own process because torch's FlopCounterMode installs module hooks for
     the whole process while it counts: a gradient taken meanwhile in another thread (an attribution
     map, a receptive field) fails with "A leaf node was passed to _will_engine_execute_node"."""
     def run() -> None:
         start = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "explorer.figure_cache", str(os.getpid())],
-                                 cwd=HERE.parent)
-        try:
-            os.setpriority(os.PRIO_PROCESS, child.pid, FILL_NICENESS)
-        except (AttributeError, OSError):
-            pass
-        child.wait()
+        if not filled():  # a filled file spares this start the child's 5 s of imports
+            child = subprocess.Popen([sys.executable, "-m", "explorer.figure_cache", str(os.getpid())],
+                                     cwd=HERE.parent)
+            try:
+                os.setpriority(os.PRIO_PROCESS, child.pid, FILL_NICENESS)
+            except (AttributeError, OSError):
+                pass
+            child.wait()
         parts = fill()  # here only drawing: the counts come from the file (or, if it could not be written, again)
         print(f"counted figures ready: {parts} parts in {time.monotonic() - start:.1f} s ({cache_file()})",
               file=sys.stderr, flush=True)

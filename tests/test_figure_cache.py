@@ -201,6 +201,32 @@ def test_fill_counts_every_part_and_survives_one_that_fails(cache, monkeypatch):
     assert summarize("resnet18") == summary and report("resnet", 96, 56) == block
 
 
+def test_a_fill_that_ran_to_the_end_spares_the_next_start_its_child_process(cache, monkeypatch):
+    """The file says when a fill of the same work list finished with no part failing; a server that
+    finds it so only draws, without the child's counting (and its 5 s of imports)."""
+    parts = [("resnet18", lambda: summarize("resnet18"))]
+    monkeypatch.setattr(figure_cache, "views_to_fill", lambda: parts)
+    assert not figure_cache.filled()
+    figure_cache.fill()
+    figure_cache.forget()  # as the next server reads it
+    assert figure_cache.filled()
+
+    spawned = []
+    monkeypatch.setattr(figure_cache.subprocess, "Popen", lambda *args, **kwargs: spawned.append(args))
+    figure_cache.fill_in_background().join(timeout=120)
+    assert spawned == []
+
+    parts.append(("resnet34", lambda: summarize("resnet34")))  # a new part: the list is not the one filled
+    assert not figure_cache.filled()
+
+    def broken():
+        raise RuntimeError("a part that cannot be counted")
+    parts.append(("a broken part", broken))
+    figure_cache.fill()
+    figure_cache.forget()
+    assert not figure_cache.filled()  # a part failed: the next start tries again
+
+
 def test_tests_keep_their_figures_out_of_the_users_cache():
     from pathlib import Path
 
