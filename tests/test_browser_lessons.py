@@ -12,6 +12,12 @@ SLOW = 60_000  # ms: the first drawing of a panel counts its models
 # ms: the kernel lesson measures five receptive fields the first time; the session's own cache folder
 # starts empty, and on a busy 2-core machine the measurement takes minutes
 FIRST_ERF = 600_000
+DRAWING = ".js-plotly-plot, table:not(.lesson-text table)"  # a panel's figure or table (not a table of the text)
+
+
+def first_line(lesson) -> str:
+    """The first line of a lesson's text, as the page shows it."""
+    return (LESSONS_DIR / lesson.file).read_text().splitlines()[0].lstrip("# ")
 
 
 def use_every_control(page, panel) -> int:
@@ -50,12 +56,11 @@ def test_walk_every_lesson_use_every_control_and_come_back_after_a_reload(page):
         panel = page.locator(f"#lesson-panel-{lesson.id}")
         expect(panel).to_be_visible()
         first_draw = FIRST_ERF if lesson.panel == "kernel" else SLOW
-        drawing = panel.locator(".js-plotly-plot, table:not(.lesson-text table)")  # not a table of the text
+        drawing = panel.locator(DRAWING)
         expect(drawing.first).to_be_visible(timeout=first_draw)
         body = page.locator(f"#lesson-text-{lesson.id}")
         expect(body).to_be_visible()
-        first_line = (LESSONS_DIR / lesson.file).read_text().splitlines()[0].lstrip("# ")
-        expect(body).to_contain_text(first_line, timeout=SLOW)  # its own text has come
+        expect(body).to_contain_text(first_line(lesson), timeout=SLOW)  # its own text has come
         expect(body).not_to_contain_text("{{")  # every number was filled in
         for other in lessons():  # the only lesson shown
             if other is not lesson:
@@ -75,6 +80,31 @@ def test_walk_every_lesson_use_every_control_and_come_back_after_a_reload(page):
     expect(heading).to_contain_text(f"{count} / {count}", timeout=SLOW)  # the position survived
     page.locator("#lesson-prev").click()
     expect(heading).to_contain_text(f"{count - 1} / {count}", timeout=SLOW)
+
+
+def test_once_the_tab_is_open_every_lesson_is_in_the_page_at_the_width_it_is_shown(page):
+    """The open tab draws every lesson ahead, hidden: with every request to the server held back from
+    then on, Next still shows each lesson's own text and figures, and each figure fills its box (a
+    figure drawn in a box with no width would keep plotly's 700 px default)."""
+    count = len(lessons())
+    page.get_by_role("tab", name="Lessons").click()
+    heading = page.locator("#lesson-heading")
+    expect(heading).to_contain_text(f"1 / {count}", timeout=SLOW)
+    drawings = [page.locator(f"#lesson-panel-{lesson.id}").locator(DRAWING).first for lesson in lessons()]
+    for lesson, drawing in zip(lessons(), drawings):
+        expect(drawing).to_be_attached(timeout=FIRST_ERF if lesson.panel == "kernel" else SLOW)
+        expect(page.locator(f"#lesson-text-{lesson.id}")).to_contain_text(first_line(lesson), timeout=SLOW)
+    page.route("**/gradio_api/**", lambda route: None)  # held: never answered
+    for number, (lesson, drawing) in enumerate(zip(lessons(), drawings)):
+        if number:
+            page.locator("#lesson-next").click()
+        expect(heading).to_contain_text(f"{number + 1} / {count}: {lesson.title}")
+        expect(drawing).to_be_visible()
+        expect(page.locator(f"#lesson-text-{lesson.id}")).to_be_visible()
+        for plot in page.locator(f"#lesson-panel-{lesson.id} .js-plotly-plot").all():
+            box = plot.locator("xpath=ancestor::div[contains(@class, 'block')][1]").bounding_box()["width"]
+            drawn = plot.locator(".main-svg").first.bounding_box()["width"]
+            assert abs(drawn - box) <= 4, f"{lesson.id}: a figure {drawn:.0f} px wide in a {box:.0f} px box"
 
 
 def test_a_lesson_opens_the_roadmap_at_its_step(page):

@@ -1,8 +1,9 @@
 """Lessons tab: the paper's argument one lesson at a time, each with a live part to try.
 
 The texts and their index live in `lessons/` (see `explorer.lessons`). Every lesson has one panel
-here: a few controls and the figures they drive. A panel is filled when its lesson is shown, so the
-tab costs nothing until someone opens it. Where the reader is survives a reload (browser storage).
+here: a few controls and the figures they drive. The page's opening draws the lesson the reader is
+at; opening the tab draws the others, hidden, so that Previous and Next are done in the browser. Where
+the reader is survives a reload (browser storage).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from explorer.lessons import lessons, text
 from explorer.roadmap import get_step, steps
 from explorer.ui.architecture import ISOTROPIC_SIZES
 from explorer.ui.common import friendly
-from explorer.ui.links import Linked
+from explorer.ui.links import SELECTED_TAB, Linked
 from explorer.zoo import get_spec
 
 STORAGE_KEY = "convnext-explorer-lesson"
@@ -31,6 +32,7 @@ TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "B
 # A panel's redraws run one at a time, in the order asked: a drawing started by Next must not land
 # after (and overwrite) the one for a choice the reader made while it was running.
 PANEL_EVENTS = {"concurrency_id": "lesson-panel", "concurrency_limit": 1}
+LESSONS_SHOWN = f"() => ({SELECTED_TAB})() === 'Lessons'"  # whether the page shows the Lessons tab
 
 
 @dataclass
@@ -155,21 +157,22 @@ def show_lesson_js() -> str:
   const n = Math.min(Math.max(Number(i) || 0, 0), ids.length - 1);
   let rule = document.getElementById("lesson-shown");
   if (!rule) {{ rule = document.createElement("style"); rule.id = "lesson-shown"; document.head.append(rule); }}
-  rule.textContent = `#lesson-panel-${{ids[n]}} {{ display: flex !important; }}`;
+  rule.textContent = `#lesson-panel-${{ids[n]}} {{
+    position: static !important; height: auto; overflow: visible; visibility: visible;
+  }}`;
   return `**Lesson ${{n + 1}} / ${{ids.length}}**: ${{titles[n]}}`;
 }}"""
 
 
-def _only_for(number: int, show: Callable, outputs: int) -> Callable:
-    """`show`, run only when lesson `number` is the one on screen (the others leave their figures)."""
-    skip = gr.skip() if outputs == 1 else [gr.skip()] * outputs  # one output is returned bare, not in a list
-    tracked = "progress" in inspect.signature(show).parameters  # a long panel shows a progress bar
+def _reports_progress(show: Callable) -> bool:
+    """Whether a panel's drawing reports its progress: it may take long (the kernel panel measures)."""
+    return "progress" in inspect.signature(show).parameters
 
-    def wrapped(index, *values, progress=None):
-        if _clamp(index) != number:
-            return skip
-        return show(*values, progress=progress) if tracked else show(*values)
-    return wrapped
+
+def _call(show: Callable, values: list, progress) -> list:
+    """A panel's outputs as a list (one output comes back bare); a long panel shows a progress bar."""
+    drawn = show(*values, progress=progress) if _reports_progress(show) else show(*values)
+    return list(drawn) if isinstance(drawn, (tuple, list)) else [drawn]
 
 
 def lesson_memory() -> gr.BrowserState:
@@ -180,55 +183,94 @@ def lesson_memory() -> gr.BrowserState:
 
 
 def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: gr.Slider) -> Linked:
-    with gr.Tab("Lessons", id="lessons"):
+    with gr.Tab("Lessons", id="lessons") as tab:
         index = gr.Number(0, visible=False, precision=0)
+        drawn = gr.State([])  # the lessons whose panels the page holds: the drawing of the rest skips them
+        reading = gr.Checkbox(False, visible=False)  # whether the Lessons tab is the one shown (set in the page)
         with gr.Row():
             back = gr.Button("< Previous", elem_id="lesson-prev", scale=1)
             heading = gr.Markdown(elem_id="lesson-heading")
             forward = gr.Button("Next >", elem_id="lesson-next", scale=1)
-        bodies, fills = [], []
-        for number, lesson in enumerate(lessons()):
+        bodies, panels = [], []
+        for lesson in lessons():
             # every lesson's column is in the page; page.css hides them and show_lesson_js shows one
             with gr.Column(elem_id=f"lesson-panel-{lesson.id}"):
                 bodies.append(gr.Markdown(elem_id=f"lesson-text-{lesson.id}", elem_classes="lesson-text"))
                 gr.Markdown(f"*Below:* {lesson.shows}", elem_classes="lesson-shows")
                 panel = PANELS[lesson.panel]()
                 with gr.Row():
-                    for tab in lesson.tabs:
-                        link = gr.Button(f"Open the {TAB_LABELS[tab]} tab", size="sm", variant="secondary")
-                        _link(link, tab, lesson.steps, tabs, roadmap_position)
-            show = friendly(panel.show)
+                    for other in lesson.tabs:
+                        link = gr.Button(f"Open the {TAB_LABELS[other]} tab", size="sm", variant="secondary")
+                        _link(link, other, lesson.steps, tabs, roadmap_position)
+            panel.show = friendly(panel.show)
             for control in panel.inputs:
-                control.change(show, panel.inputs, panel.outputs, trigger_mode="always_last", **PANEL_EVENTS)
-            fills.append((_only_for(number, show, len(panel.outputs)), [index, *panel.inputs], panel.outputs))
+                control.change(panel.show, panel.inputs, panel.outputs, trigger_mode="always_last", **PANEL_EVENTS)
+            panels.append(panel)
 
-    panel_inputs = [index] + [control for _fill, inputs, _outputs in fills for control in inputs[1:]]
-    panel_outputs = [output for _fill, _inputs, outputs in fills for output in outputs]
+    values = [control for panel in panels for control in panel.inputs]
+    outputs = [output for panel in panels for output in panel.outputs]
 
-    def show_panel(number, *values, progress=gr.Progress()):
-        """Every panel's outputs in one event (one trip to the server): the shown lesson's drawn, the
-        others' left as they are."""
+    def draw(among: list[int], wanted: set[int], settings: tuple, progress) -> list:
+        """The outputs of the lessons `among` (`settings`: their controls' values, in that order): those
+        in `wanted` drawn, the others left as they are."""
         parts, at = [], 0
-        for fill, inputs, outputs in fills:
-            drawn = fill(number, *values[at:at + len(inputs) - 1], progress=progress)
-            at += len(inputs) - 1
-            parts += [drawn] if len(outputs) == 1 else list(drawn)
+        for number in among:
+            panel = panels[number]
+            chosen, at = settings[at:at + len(panel.inputs)], at + len(panel.inputs)
+            parts += _call(panel.show, chosen, progress) if number in wanted else [gr.skip()] * len(panel.outputs)
         return parts
 
-    def then_show(event) -> None:
-        """After `event` has set the lesson number: its column and heading in the browser, then its
-        text and its panel, asked for at once (the text does not wait for a panel that measures)."""
-        shown = event.then(None, index, heading, js=show_lesson_js())
-        shown.then(friendly(lesson_text), index, bodies, queue=False)
-        shown.then(show_panel, panel_inputs, panel_outputs, **PANEL_EVENTS)
+    every = list(range(len(panels)))
 
-    # Stepping counts in the browser, so a click sent before the last answer came back does not read
-    # the old number; the number is remembered there.
+    def lesson_text(number) -> list:
+        """The shown lesson's text for its column; the other columns left as they are."""
+        shown = _clamp(number)
+        return [text(n) if n == shown else gr.skip() for n in every]
+
+    def show_panel(number, *settings, progress=gr.Progress()) -> list:
+        """The shown lesson's panel (one trip to the server), and that the page holds it."""
+        shown = _clamp(number)
+        return [[shown], *draw(every, {shown}, settings, progress)]
+
+    def drawing_ahead(long: bool) -> dict:
+        """While the Lessons tab is open, the event that draws the texts and panels of the lessons the
+        page does not hold yet, so that stepping to one is done in the browser (page.css lays hidden
+        panels out at full width): the quick panels with no progress shown, then those that report
+        theirs (on a new server the kernel panel measures for minutes), with it."""
+        among = [n for n in every if _reports_progress(panels[n].show) == long]
+
+        def show_the_rest(reading: bool, held: list, *settings, progress=gr.Progress()) -> list:
+            wanted = set(among) - set(held) if reading else set()
+            texts = [text(n) if n in wanted else gr.skip() for n in among]
+            return [sorted({*held, *wanted}), *texts, *draw(among, wanted, settings, progress)]
+        return dict(fn=show_the_rest, inputs=[reading, drawn, *[c for n in among for c in panels[n].inputs]],
+                    outputs=[drawn, *[bodies[n] for n in among], *[o for n in among for o in panels[n].outputs]],
+                    show_progress="full" if long else "hidden", **PANEL_EVENTS)
+
+    ahead = [drawing_ahead(long=False), drawing_ahead(long=True)]
+
+    def draw_ahead(event) -> None:
+        event.then(**ahead[0]).then(**ahead[1])
+
+    draw_ahead(tab.select(lambda: True, None, reading, queue=False))
+
+    def open_lesson(opened) -> None:
+        """The page's opening has set the lesson (the link's, or the saved one): its column and heading
+        in the browser, then its text and its panel, asked for at once (the text does not wait for a
+        panel that measures); on a link to the Lessons tab, the rest follow."""
+        shown = opened.then(None, index, heading, js=show_lesson_js())
+        shown.then(friendly(lesson_text), index, bodies, queue=False)
+        drawing = shown.then(show_panel, [index, *values], [drawn, *outputs], **PANEL_EVENTS)
+        draw_ahead(drawing.then(None, None, reading, js=LESSONS_SHOWN))
+
+    # Stepping is done in the browser: it counts there (a click sent before the last one was done does
+    # not read the old number), remembers the number there, and shows a column the page holds.
     last = len(lessons()) - 1
     for button, move in ((back, -1), (forward, 1)):
-        then_show(button.click(None, index, [index, saved],
-                               js=f"(i) => {{ const n = Math.min(Math.max(Number(i) + {move}, 0), {last}); return [n, n]; }}"))
-    return Linked({"lesson": index}, then_show)  # the page's opening sets the lesson (the link's, or the saved one)
+        button.click(None, index, [index, saved],
+                     js=f"(i) => {{ const n = Math.min(Math.max(Number(i) + {move}, 0), {last}); return [n, n]; }}"
+                     ).then(None, index, heading, js=show_lesson_js())
+    return Linked({"lesson": index}, open_lesson)
 
 
 def _link(button: gr.Button, tab: str, lesson_steps: tuple[str, ...], tabs: gr.Tabs, position: gr.Slider) -> None:
