@@ -40,4 +40,8 @@
   const scan = () => document.querySelectorAll(TABLES).forEach(addButton);
   new MutationObserver(scan).observe(document.body, { childList: true, subtree: true });
   scan();
+  // Start gradio's plotly now, while the server draws the first views, rather than when the first
+  // figure arrives (app.py names it in the page's head).
+  const plotly = document.querySelector('link[rel="modulepreload"][href*="PlotlyPlot-"]');
+  if (plotly) import(plotly.href).catch(() => {});
 }
