@@ -290,14 +290,17 @@ def views_to_fill() -> list[tuple[str, Callable[[], object]]]:
     return work + [("the kernel lesson's receptive fields", kernel_fields)]  # measured, the longest part
 
 
-def fill(report: Callable[[int, int, str], None] | None = None) -> int:
+def fill(report: Callable[[int, int, str], None] | None = None, wait: Callable[[], None] | None = None) -> int:
     """Count everything `views_to_fill` lists that is not on disk yet; returns how many parts ran.
-    A part that fails is skipped (the view that needs it will say why when it is opened)."""
+    A part that fails is skipped (the view that needs it will say why when it is opened). `wait()`, if
+    given, is called before each part (the server's drawing waits for a quiet spell)."""
     work = views_to_fill()
     _STORE.deferred.on = True
     last_save, failed = time.monotonic(), False
     try:
         for done, (what, call) in enumerate(work):
+            if wait:
+                wait()
             try:
                 call()
             except Exception as error:  # noqa: BLE001 - one bad part must not stop the rest
@@ -327,10 +330,10 @@ def filled() -> bool:
     return _STORE.holds(_names(views_to_fill()))
 
 
-def fill_in_background() -> threading.Thread:
+def fill_in_background(wait: Callable[[], None] | None = None) -> threading.Thread:
     """Count in a child process (`python -m explorer.figure_cache`, at a lower scheduling priority)
-    unless the file is `filled()`, then draw the views in this one from the file; prints one line to
-    stderr when done.
+    unless the file is `filled()`, then draw the views in this one from the file, each part after
+    `wait()` returns; prints one line to stderr when done.
 
     The counting runs in its own process because torch's FlopCounterMode installs module hooks for
     the whole process while it counts: a gradient taken meanwhile in another thread (an attribution
@@ -345,7 +348,7 @@ def fill_in_background() -> threading.Thread:
             except (AttributeError, OSError):
                 pass
             child.wait()
-        parts = fill()  # here only drawing: the counts come from the file (or, if it could not be written, again)
+        parts = fill(wait=wait)  # here only drawing: the counts come from the file (or, if it could not be written, again)
         print(f"counted figures ready: {parts} parts in {time.monotonic() - start:.1f} s ({cache_file()})",
               file=sys.stderr, flush=True)
 

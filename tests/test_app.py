@@ -86,3 +86,34 @@ def test_offline_the_image_tabs_open_on_the_bundled_model_and_its_shapes(monkeyp
     assert {Path(file).stem.split("-")[0] for file in start.examples} == set(CLASSES)
     monkeypatch.setattr(predict_tab, "bundled_available", lambda: False)
     assert predict_tab.opening().model == "convnext_tiny"  # random weights, and the tab says so
+
+
+def test_the_request_clock_holds_the_background_drawing_until_the_server_is_quiet(monkeypatch):
+    """Every HTTP request sets the clock (other ASGI traffic does not), and the wait returns only once
+    `QUIET_S` has passed since the last request: read on a clock the test moves itself."""
+    import asyncio
+
+    import app
+
+    now = [100.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: now[0])
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+    monkeypatch.setattr(app.time, "sleep", sleep)
+
+    async def answer(scope, receive, send) -> None:
+        pass
+    clock = app.RequestClock(answer)
+    asyncio.run(clock({"type": "http"}, None, None))
+    assert app.RequestClock.last == 100.0
+    now[0] = 100.4
+    asyncio.run(clock({"type": "lifespan"}, None, None))  # not a request
+    assert app.RequestClock.last == 100.0
+    app.RequestClock.wait_for_quiet()
+    assert now[0] >= 100.0 + app.QUIET_S and sum(slept) == pytest.approx(app.QUIET_S - 0.4)
+    slept.clear()
+    app.RequestClock.wait_for_quiet()  # quiet already: no wait
+    assert slept == []

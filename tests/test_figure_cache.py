@@ -227,6 +227,15 @@ def test_a_fill_that_ran_to_the_end_spares_the_next_start_its_child_process(cach
     assert not figure_cache.filled()  # a part failed: the next start tries again
 
 
+def test_the_drawing_waits_before_each_part(cache, monkeypatch):
+    """The server's drawing asks `wait()` (a quiet spell of the server) before every part it draws."""
+    calls = []
+    parts = [(name, lambda name=name: calls.append(name)) for name in ("one", "two", "three")]
+    monkeypatch.setattr(figure_cache, "views_to_fill", lambda: parts)
+    figure_cache.fill(wait=lambda: calls.append("wait"))
+    assert calls == ["wait", "one", "wait", "two", "wait", "three"]
+
+
 def test_tests_keep_their_figures_out_of_the_users_cache():
     from pathlib import Path
 
