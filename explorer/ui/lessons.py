@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from explorer.lesson_panels import (BEYOND, FAMILY_SIZES, MACRO_STEPS, METRICS, MICRO_STEPS, PRETRAINING, WIDTHS,
-                                    KERNELS, family_models, show_beyond, show_family, show_inside, show_inverted,
+                                    KERNELS, family_models, show_beyond, show_family, show_inverted,
                                     show_macro, show_micro, show_next, show_results, show_width)
+from explorer.lesson_panels import show_inside as inside_panel
 from explorer.lesson_panels import show_kernel as kernel_panel
 from explorer.lessons import lessons, text
 from explorer.roadmap import get_step, steps
@@ -47,6 +48,12 @@ class Panel:
 def show_kernel(size: int, progress=gr.Progress()):
     """The kernel panel, with a progress bar while the receptive fields are measured the first time."""
     return kernel_panel(size, progress)
+
+
+def show_inside(stage: int, progress=gr.Progress()):
+    """The Look inside panel, with a progress bar while its model loads (3 s the first time)."""
+    progress(0, desc="Loading the model")
+    return inside_panel(stage)
 
 
 # --- the panels ---------------------------------------------------------------------------------
@@ -236,7 +243,7 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
         """While the Lessons tab is open, the event that draws the texts and panels of the lessons the
         page does not hold yet, so that stepping to one is done in the browser (page.css lays hidden
         panels out at full width): the quick panels with no progress shown, then those that report
-        theirs (on a new server the kernel panel measures for minutes), with it."""
+        theirs (the inside panel loads a model; on a new server the kernel panel measures for minutes)."""
         among = [n for n in every if _reports_progress(panels[n].show) == long]
 
         def show_the_rest(reading: bool, held: list, *settings, progress=gr.Progress()) -> list:
