@@ -266,14 +266,13 @@ def forget() -> None:
 def views_to_fill() -> list[tuple[str, Callable[[], object]]]:
     """(what, a call) for everything the app's views count, the first page's views first. Each call
     draws its view, so a server whose figures are already on disk only draws (`explorer.views`)."""
-    from explorer.analysis import summarize
     from explorer.compare import STAGES
     from explorer.layouts import TRIOS
     from explorer.lesson_panels import kernel_fields, precount_lessons
     from explorer.paper import family_point, model_figures
     from explorer.roadmap import REGIMES, steps
-    from explorer.views import blocks_at, isotropic, roadmap_step
-    from explorer.zoo import model_names
+    from explorer.views import architecture, blocks_at, isotropic, roadmap_step
+    from explorer.zoo import get_spec, model_names
 
     work: list[tuple[str, Callable[[], object]]] = [
         ("the family chart", lambda: [family_point(figure) for figure in model_figures()]),
@@ -286,7 +285,8 @@ def views_to_fill() -> list[tuple[str, Callable[[], object]]]:
         work += [(f"the {regime} roadmap, step {number}", functools.partial(roadmap_step, regime, number))
                  for number in range(1, len(steps(regime)) + 1)]
     work += [(f"the blocks at stage {stage}", functools.partial(blocks_at, stage)) for stage in STAGES]
-    work += [(name, functools.partial(summarize, name)) for name in model_names()]
+    work += [(f"the architecture of {name}", functools.partial(architecture, name, get_spec(name).input_size, ""))
+             for name in model_names()]  # each model as the Architecture tab's pickers first show it
     return work + [("the kernel lesson's receptive fields", kernel_fields)]  # measured, the longest part
 
 
