@@ -33,6 +33,7 @@ TAB_LABELS = {"architecture": "Architecture", "roadmap": "Roadmap", "blocks": "B
 # A panel's redraws run one at a time, in the order asked: a drawing started by Next must not land
 # after (and overwrite) the one for a choice the reader made while it was running.
 PANEL_EVENTS = {"concurrency_id": "lesson-panel", "concurrency_limit": 1}
+COMING = "*This lesson is on its way from the server...*"  # a lesson's text until its own comes
 LESSONS_SHOWN = f"() => ({SELECTED_TAB})() === 'Lessons'"  # whether the page shows the Lessons tab
 
 
@@ -202,7 +203,7 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
         for lesson in lessons():
             # every lesson's column is in the page; page.css hides them and show_lesson_js shows one
             with gr.Column(elem_id=f"lesson-panel-{lesson.id}"):
-                bodies.append(gr.Markdown(elem_id=f"lesson-text-{lesson.id}", elem_classes="lesson-text"))
+                bodies.append(gr.Markdown(COMING, elem_id=f"lesson-text-{lesson.id}", elem_classes="lesson-text"))
                 gr.Markdown(f"*Below:* {lesson.shows}", elem_classes="lesson-shows")
                 panel = PANELS[lesson.panel]()
                 with gr.Row():
