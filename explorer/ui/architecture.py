@@ -85,7 +85,7 @@ def build_architecture_tab(demo: gr.Blocks) -> Linked:
     outputs = [headline, table, params_plot, gflops_plot]
     # A person's pick of a model resets the size; a link sets both, so it must not trigger the reset.
     family.input(pick_family, [family, compare], [model, size, *outputs])
-    model.input(pick_model, [model, compare], [size, *outputs])
+    model.select(pick_model, [model, compare], [size, *outputs])
     gr.on([size.change, compare.change], show, [model, size, compare], outputs)
     # These run after the page has drawn; the family chart summarizes 31 models (seconds when cold).
     demo.load(draw_family_chart, None, family_plot)
