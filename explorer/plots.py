@@ -324,7 +324,7 @@ def distance_chart(profiles: list[DistanceProfile], title: str) -> go.Figure:
             hovertemplate="distance %{x:.2f}: mean |w| %{y:.4f}<extra>%{fullData.name}</extra>")
     size = profiles[0].kernel_size if profiles else 0
     fig.update_layout(**titled(title), height=360, margin=dict(b=10),
-                      xaxis_title=f"distance from the center of the {size}x{size} kernel (taps)",
+                      xaxis_title=f"taps from the {size}x{size} kernel's center",  # fits a phone's figure
                       yaxis_title="mean |weight|", legend=dict(orientation="h", y=-0.25))
     return fig
 

@@ -158,7 +158,8 @@ FIGURES_AND_FIELDS = """() => {
   const inside = (r, box) => r.left >= box.left - 1 && r.right <= box.right + 1 && r.top >= box.top - 1 &&
                              r.bottom <= box.bottom + 1;
   const apart = (a, b) => a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
-  const shown = (e) => e.getBoundingClientRect().width > 0 && e.offsetParent !== null;
+  // what a person sees: not a lesson drawn ahead and hidden (visibility: hidden)
+  const shown = (e) => e.getBoundingClientRect().width > 0 && e.checkVisibility({visibilityProperty: true});
   for (const plot of document.querySelectorAll(".js-plotly-plot")) {
     if (!shown(plot)) continue;
     const box = plot.getBoundingClientRect();
