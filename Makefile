@@ -26,4 +26,4 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -rs tests
+	$(PY) -m pytest -rs --durations=25 tests
