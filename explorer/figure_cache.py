@@ -135,21 +135,24 @@ class _Store:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.loaded_from: Path | None = None
+        self.deferred = threading.local()  # a thread that fills writes every SAVE_EVERY_S, not per entry
+        self._reset(None)
+
+    def _reset(self, file: Path | None) -> None:
+        """Hold nothing yet of `file` (None: of no file)."""
+        self.loaded_from = file
         self.stored: dict[str, object] = {}  # entry key -> JSON value, as on disk
         self.values: dict[str, object] = {}  # entry key -> the value, decoded
         self.dirty = False
         self.read_version: tuple[int, int] | None = None  # (mtime, size) of the file when last read
         self.filled: str | None = None  # the work list of the last fill() that ran without a failure
-        self.deferred = threading.local()  # a thread that fills writes every SAVE_EVERY_S, not per entry
 
     def _load(self) -> None:
         """Read the file once per cache location; anything unreadable or keyed otherwise is ignored."""
         file = cache_file()
         if self.loaded_from == file:
             return
-        self.loaded_from, self.stored, self.values, self.dirty, self.read_version = file, {}, {}, False, None
-        self.filled = None
+        self._reset(file)
         self._read_newer()
 
     def _read_newer(self) -> None:
@@ -210,8 +213,7 @@ class _Store:
     def forget(self) -> None:
         """Drop what this process holds; the next lookup reads the file again."""
         with self.lock:
-            self.loaded_from, self.stored, self.values, self.dirty, self.read_version = None, {}, {}, False, None
-            self.filled = None
+            self._reset(None)
 
     def holds(self, work: str) -> bool:
         """Whether a fill of `work` (its parts' names) ran to the end, with no part failing, into the file."""
