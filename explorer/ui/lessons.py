@@ -230,15 +230,10 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
 
     every = list(range(len(panels)))
 
-    def lesson_text(number) -> list:
-        """The shown lesson's text for its column; the other columns left as they are."""
+    def show_panel(number, held: list, *settings, progress=gr.Progress()) -> list:
+        """The shown lesson's panel (one trip to the server), and that the page holds it too."""
         shown = _clamp(number)
-        return [text(n) if n == shown else gr.skip() for n in every]
-
-    def show_panel(number, *settings, progress=gr.Progress()) -> list:
-        """The shown lesson's panel (one trip to the server), and that the page holds it."""
-        shown = _clamp(number)
-        return [[shown], *draw(every, {shown}, settings, progress)]
+        return [sorted({*held, shown}), *draw(every, {shown}, settings, progress)]
 
     def drawing_ahead(long: bool) -> dict:
         """While the Lessons tab is open, the event that draws the texts and panels of the lessons the
@@ -268,7 +263,7 @@ def build_lessons_tab(saved: gr.BrowserState, tabs: gr.Tabs, roadmap_position: g
         panel that measures); on a link to the Lessons tab, the rest follow."""
         shown = opened.then(None, index, heading, js=show_lesson_js())
         shown.then(friendly(lesson_text), index, bodies, queue=False)
-        drawing = shown.then(show_panel, [index, *values], [drawn, *outputs], **PANEL_EVENTS)
+        drawing = shown.then(show_panel, [index, drawn, *values], [drawn, *outputs], **PANEL_EVENTS)
         draw_ahead(drawing.then(None, None, reading, js=LESSONS_SHOWN))
 
     # Stepping is done in the browser: it counts there (a click sent before the last one was done does
